@@ -1,0 +1,3 @@
+from .backbones import DenseNet
+
+__all__ = ['DenseNet']

@@ -1,0 +1,330 @@
+"""DenseNet backbone (Huang et al., "Densely Connected Convolutional Networks", CVPR 2017).
+
+Module names follow mmpretrain's DenseNet, so the checkpoints of its model zoo load as
+they are: ``stem``, ``stages.i.block.j.{norm1,conv1,norm2,conv2}``, ``transitions.i``.
+"""
+
+from collections import OrderedDict
+from collections.abc import Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager, nullcontext
+from typing import Optional, Union
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+import torch.utils.checkpoint as cp
+from mmcv.cnn import build_activation_layer, build_norm_layer
+from mmengine.model import BaseModule
+from torch import Tensor
+from torch.nn.modules.batchnorm import _BatchNorm
+
+from mmdensenet.registry import MODELS
+
+ArchSetting = dict[str, Union[int, float, str, Sequence[int]]]
+
+
+def _imagenet_arch(growth_rate: int, depths: Sequence[int], init_channels: int) -> ArchSetting:
+    return dict(growth_rate=growth_rate, depths=tuple(depths), init_channels=init_channels)
+
+
+def _cifar_arch(depth: int, growth_rate: int, bc: bool) -> ArchSetting:
+    """The paper's three-block CIFAR/SVHN nets; ``depth`` is the paper's L."""
+    layers_per_conv = 2 if bc else 1
+    num_layers = (depth - 4) // (3 * layers_per_conv)
+    return dict(
+        growth_rate=growth_rate,
+        depths=(num_layers,) * 3,
+        init_channels=2 * growth_rate if bc else 16,
+        bn_size=4 if bc else 0,
+        compression=0.5 if bc else 1.0,
+        stem='cifar',
+    )
+
+
+NORM_TYPES = (nn.modules.batchnorm._NormBase, nn.GroupNorm, nn.LayerNorm)
+# Norm layers whose recomputation in backward can be made exact (see _DenseLayer).
+EXACT_RECOMPUTE_NORMS = (nn.BatchNorm2d, nn.GroupNorm, nn.LayerNorm, nn.InstanceNorm2d)
+RUNNING_STATS = ('running_mean', 'running_var', 'num_batches_tracked')
+
+
+class _DenseLayer(nn.Module):
+    """BN-act-conv1x1-BN-act-conv3x3 adding ``growth_rate`` channels.
+
+    Without a bottleneck (``bn_size=0``, the paper's plain nets) it is BN-act-conv3x3.
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        growth_rate: int,
+        bn_size: int,
+        norm_cfg: dict,
+        act_cfg: dict,
+        drop_rate: float,
+        memory_efficient: bool,
+    ) -> None:
+        super().__init__()
+        width = bn_size * growth_rate or growth_rate
+        self.norm1 = build_norm_layer(norm_cfg, in_channels)[1]
+        self.act = build_activation_layer(act_cfg)
+        kernel = 1 if bn_size else 3
+        self.conv1 = nn.Conv2d(in_channels, width, kernel, padding=kernel // 2, bias=False)
+        if bn_size:
+            self.norm2 = build_norm_layer(norm_cfg, width)[1]
+            self.conv2 = nn.Conv2d(width, growth_rate, 3, padding=1, bias=False)
+        self.drop_rate = drop_rate
+        self.memory_efficient = memory_efficient
+
+    def _concat_norm_act_conv(self, *features: Tensor) -> Tensor:
+        return self.conv1(self.act(self.norm1(torch.cat(features, 1))))
+
+    @contextmanager
+    def _scratch_running_stats(self) -> Iterator[None]:
+        # The recomputation in backward sees the batch of the forward pass again, so it
+        # must not update the running statistics a second time (torchvision's and
+        # mmpretrain's checkpointed layers do). It updates throwaway copies instead, which
+        # keeps the recomputed graph identical to the forward one, as checkpoint requires.
+        norm = self.norm1
+        if not (isinstance(norm, _BatchNorm) and norm.training and norm.track_running_stats):
+            yield
+            return
+        originals = {name: getattr(norm, name) for name in RUNNING_STATS}
+        for name, buffer in originals.items():
+            setattr(norm, name, buffer.clone())
+        try:
+            yield
+        finally:
+            for name, buffer in originals.items():
+                setattr(norm, name, buffer)
+
+    def _checkpoint_contexts(self) -> tuple[AbstractContextManager, AbstractContextManager]:
+        return nullcontext(), self._scratch_running_stats()
+
+    def _checkpointed(self, features: list[Tensor]) -> Tensor:
+        if torch.compiler.is_compiling():
+            # Compiled graphs are functional: their recomputation never mutates buffers.
+            return cp.checkpoint(self._concat_norm_act_conv, *features, use_reentrant=False)
+        return cp.checkpoint(
+            self._concat_norm_act_conv, *features, use_reentrant=False, context_fn=self._checkpoint_contexts
+        )
+
+    def forward(self, features: list[Tensor]) -> Tensor:
+        if self.memory_efficient and self.training and torch.is_grad_enabled():
+            out = self._checkpointed(features)
+        else:
+            out = self._concat_norm_act_conv(*features)
+        if hasattr(self, 'conv2'):
+            out = self.conv2(self.act(self.norm2(out)))
+        if self.drop_rate > 0:
+            out = F.dropout(out, p=self.drop_rate, training=self.training)
+        return out
+
+
+class _DenseBlock(nn.Module):
+    """Layers that each see the concatenation of the block input and all earlier outputs."""
+
+    def __init__(self, num_layers: int, in_channels: int, growth_rate: int, **layer_kwargs) -> None:
+        super().__init__()
+        self.block = nn.ModuleList(
+            _DenseLayer(in_channels + i * growth_rate, growth_rate, **layer_kwargs) for i in range(num_layers)
+        )
+
+    def forward(self, x: Tensor) -> Tensor:
+        features = [x]
+        for layer in self.block:
+            features.append(layer(features))
+        return torch.cat(features, 1)
+
+
+def _transition(in_channels: int, out_channels: Optional[int], norm_cfg: dict, act_cfg: dict) -> nn.Sequential:
+    """BN-act after a dense block, then (between blocks) conv1x1 and 2x2 average pooling."""
+    norm = build_norm_layer(norm_cfg, in_channels)[1]
+    act = build_activation_layer(act_cfg)
+    if out_channels is None:
+        return nn.Sequential(norm, act)
+    return nn.Sequential(
+        OrderedDict(
+            norm=norm,
+            act=act,
+            conv=nn.Conv2d(in_channels, out_channels, 1, bias=False),
+            pool=nn.AvgPool2d(2, 2),
+        )
+    )
+
+
+@MODELS.register_module()
+class DenseNet(BaseModule):
+    """DenseNet backbone.
+
+    Args:
+        arch: A name from ``DenseNet.arch_settings`` or a dict with ``growth_rate``,
+            ``depths`` and ``init_channels``, and optionally ``bn_size`` (bottleneck
+            width in multiples of the growth rate, 0 for none), ``compression`` (channel
+            ratio kept by transitions) and ``stem`` ('imagenet' or 'cifar').
+        in_channels: Channels of the input image.
+        out_indices: Dense blocks whose BN-act outputs are returned; negative indices
+            count from the last block.
+        frozen_stages: -1 freezes nothing, 0 the stem, k the stem and the first k dense
+            blocks with the transitions that follow them.
+        norm_eval: Keep every norm layer in eval mode while training.
+        memory_efficient: Recompute concat-BN-act-conv1x1 in backward instead of storing
+            it. Exact: outputs, gradients and running statistics equal the plain mode's.
+        drop_rate: Dropout probability on each layer's new features.
+        norm_cfg: Config of the norm layers.
+        act_cfg: Config of the activations.
+        init_cfg: Initialisation config; defaults to torchvision's scheme.
+    """
+
+    arch_settings: dict[str, ArchSetting] = {
+        '121': _imagenet_arch(32, (6, 12, 24, 16), 64),
+        '169': _imagenet_arch(32, (6, 12, 32, 32), 64),
+        '201': _imagenet_arch(32, (6, 12, 48, 32), 64),
+        '161': _imagenet_arch(48, (6, 12, 36, 24), 96),
+        '264': _imagenet_arch(32, (6, 12, 64, 48), 64),
+        'bc-l100-k12': _cifar_arch(100, 12, bc=True),
+        'bc-l250-k24': _cifar_arch(250, 24, bc=True),
+        'bc-l190-k40': _cifar_arch(190, 40, bc=True),
+        'l40-k12': _cifar_arch(40, 12, bc=False),
+        'l100-k12': _cifar_arch(100, 12, bc=False),
+        'l100-k24': _cifar_arch(100, 24, bc=False),
+    }
+    arch_defaults: ArchSetting = dict(bn_size=4, compression=0.5, stem='imagenet')
+
+    def __init__(
+        self,
+        arch: Union[str, dict] = '121',
+        in_channels: int = 3,
+        out_indices: Union[int, Sequence[int]] = -1,
+        frozen_stages: int = -1,
+        norm_eval: bool = False,
+        memory_efficient: bool = False,
+        drop_rate: float = 0.0,
+        norm_cfg: dict = dict(type='BN'),
+        act_cfg: dict = dict(type='ReLU', inplace=True),
+        init_cfg: Optional[Union[dict, list]] = (
+            dict(type='Kaiming', layer='Conv2d', mode='fan_in', nonlinearity='relu'),
+            dict(type='Constant', layer=['_BatchNorm', 'GroupNorm', 'LayerNorm'], val=1, bias=0),
+        ),
+    ) -> None:
+        super().__init__(init_cfg=list(init_cfg) if isinstance(init_cfg, tuple) else init_cfg)
+        setting = self._resolve_arch(arch)
+        depths = setting['depths']
+        num_blocks = len(depths)
+        self.out_indices = self._check_out_indices(out_indices, num_blocks)
+        if not isinstance(frozen_stages, int) or not -1 <= frozen_stages <= num_blocks:
+            raise ValueError(f'frozen_stages must be an integer from -1 to {num_blocks}, got {frozen_stages!r}')
+        if not 0 <= drop_rate < 1:
+            raise ValueError(f'drop_rate must be in [0, 1), got {drop_rate!r}')
+        self.frozen_stages = frozen_stages
+        self.norm_eval = norm_eval
+        self.growth_rate = setting['growth_rate']
+
+        init_channels = setting['init_channels']
+        if setting['stem'] == 'imagenet':
+            self.stem = nn.Sequential(
+                nn.Conv2d(in_channels, init_channels, 7, stride=2, padding=3, bias=False),
+                build_norm_layer(norm_cfg, init_channels)[1],
+                build_activation_layer(act_cfg),
+                nn.MaxPool2d(3, stride=2, padding=1),
+            )
+            stride = 4
+        else:
+            self.stem = nn.Sequential(nn.Conv2d(in_channels, init_channels, 3, padding=1, bias=False))
+            stride = 1
+
+        self.stages = nn.ModuleList()
+        self.transitions = nn.ModuleList()
+        self.block_channels: list[int] = []
+        self.block_strides: list[int] = []
+        channels = init_channels
+        for i, num_layers in enumerate(depths):
+            self.stages.append(
+                _DenseBlock(
+                    num_layers,
+                    channels,
+                    self.growth_rate,
+                    bn_size=setting['bn_size'],
+                    norm_cfg=norm_cfg,
+                    act_cfg=act_cfg,
+                    drop_rate=drop_rate,
+                    memory_efficient=memory_efficient,
+                )
+            )
+            channels += num_layers * self.growth_rate
+            self.block_channels.append(channels)
+            self.block_strides.append(stride * 2**i)
+            is_last = i == num_blocks - 1
+            out_channels = None if is_last else int(channels * setting['compression'])
+            self.transitions.append(_transition(channels, out_channels, norm_cfg, act_cfg))
+            channels = out_channels or channels
+
+        self.out_channels = tuple(self.block_channels[i] for i in self.out_indices)
+        if memory_efficient:
+            self._check_exact_recompute()
+        self._freeze_stages()
+
+    @classmethod
+    def _resolve_arch(cls, arch: Union[str, dict]) -> ArchSetting:
+        if isinstance(arch, str):
+            if arch.lower() not in cls.arch_settings:
+                raise ValueError(f'arch must be one of {sorted(cls.arch_settings)} or a dict, got {arch!r}')
+            return {**cls.arch_defaults, **cls.arch_settings[arch.lower()]}
+        if not isinstance(arch, dict):
+            raise ValueError(f'arch must be a string or a dict, got {type(arch).__name__}')
+        required = {'growth_rate', 'depths', 'init_channels'}
+        allowed = required | set(cls.arch_defaults)
+        if not required <= arch.keys() or not arch.keys() <= allowed:
+            raise ValueError(
+                f'arch dict needs the keys {sorted(required)} and may have {sorted(cls.arch_defaults)}, '
+                f'got {sorted(arch)}'
+            )
+        if arch.get('stem', 'imagenet') not in ('imagenet', 'cifar'):
+            raise ValueError(f"arch['stem'] must be 'imagenet' or 'cifar', got {arch['stem']!r}")
+        return {**cls.arch_defaults, **arch}
+
+    @staticmethod
+    def _check_out_indices(out_indices: Union[int, Sequence[int]], num_blocks: int) -> tuple[int, ...]:
+        indices = (out_indices,) if isinstance(out_indices, int) else tuple(out_indices)
+        allowed = f'integers in [{-num_blocks}, {num_blocks - 1}]'
+        if not indices or not all(isinstance(i, int) and -num_blocks <= i < num_blocks for i in indices):
+            raise ValueError(f'out_indices must be {allowed}, got {out_indices!r}')
+        normalised = tuple(sorted(i % num_blocks for i in indices))
+        if len(set(normalised)) != len(normalised):
+            raise ValueError(f'out_indices must not repeat a block, got {out_indices!r}')
+        return normalised
+
+    def _check_exact_recompute(self) -> None:
+        for module in self.modules():
+            if isinstance(module, NORM_TYPES) and not isinstance(module, EXACT_RECOMPUTE_NORMS):
+                raise ValueError(
+                    'memory_efficient=True needs norm layers that recompute exactly '
+                    f'(BN, GN, LN, IN), got {type(module).__name__}; use memory_efficient=False'
+                )
+
+    def _freeze_stages(self) -> None:
+        frozen = [self.stem] if self.frozen_stages >= 0 else []
+        for i in range(max(self.frozen_stages, 0)):
+            frozen += [self.stages[i], self.transitions[i]]
+        for module in frozen:
+            module.eval()
+            for param in module.parameters():
+                param.requires_grad = False
+
+    def train(self, mode: bool = True) -> 'DenseNet':
+        super().train(mode)
+        self._freeze_stages()
+        if mode and self.norm_eval:
+            for module in self.modules():
+                if isinstance(module, NORM_TYPES):
+                    module.eval()
+        return self
+
+    def forward(self, x: Tensor) -> tuple[Tensor, ...]:
+        x = self.stem(x)
+        outs = []
+        for i, (stage, transition) in enumerate(zip(self.stages, self.transitions)):
+            tap = transition[:2](stage(x))  # BN-act of the block output
+            x = transition[2:](tap)  # conv1x1 and pooling; nothing after the last block
+            if i in self.out_indices:
+                outs.append(tap)
+        return tuple(outs)

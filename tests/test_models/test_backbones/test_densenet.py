@@ -1,0 +1,279 @@
+import copy
+
+import pytest
+import torch
+from mmengine.registry import MODELS as ROOT_MODELS
+from mmpretrain.models.backbones import DenseNet as MMPretrainDenseNet
+from mmpretrain.registry import MODELS as MMPRETRAIN_MODELS
+from torch import nn
+
+from mmdensenet.models import DenseNet
+from mmdensenet.registry import MODELS
+
+TINY = dict(growth_rate=8, depths=(1, 2, 3, 4), init_channels=16)  # taps: 24, 28, 38, 51 channels
+
+
+def num_params(module: nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters())
+
+
+def classifier_params(backbone: DenseNet, num_classes: int) -> int:
+    """Backbone parameters plus those of a linear head on the last tap."""
+    return num_params(backbone) + (backbone.block_channels[-1] + 1) * num_classes
+
+
+@pytest.mark.parametrize(
+    'arch, expected',
+    [('121', 7_978_856), ('169', 14_149_480), ('201', 20_013_928), ('161', 28_681_000)],
+)
+def test_imagenet_parameter_counts_match_the_table(arch: str, expected: int) -> None:
+    assert classifier_params(DenseNet(arch), 1000) == expected
+
+
+@pytest.mark.parametrize(
+    'arch, millions',
+    [
+        ('bc-l100-k12', 0.8),
+        ('bc-l250-k24', 15.3),
+        ('bc-l190-k40', 25.6),
+        ('l40-k12', 1.0),
+        ('l100-k12', 7.0),
+        ('l100-k24', 27.2),
+    ],
+)
+def test_cifar_parameter_counts_match_the_paper(arch: str, millions: float) -> None:
+    assert round(classifier_params(DenseNet(arch), 10) / 1e6, 1) == millions
+
+
+def test_densenet264_follows_the_paper() -> None:
+    model = DenseNet('264')
+    assert model.growth_rate == 32
+    assert [len(stage.block) for stage in model.stages] == [6, 12, 64, 48]
+
+
+@pytest.mark.parametrize(
+    'arch, channels',
+    [
+        ('121', (256, 512, 1024, 1024)),
+        ('169', (256, 512, 1280, 1664)),
+        ('201', (256, 512, 1792, 1920)),
+        ('161', (384, 768, 2112, 2208)),
+    ],
+)
+def test_taps_are_normalised_blocks_at_strides_4_to_32(arch: str, channels: tuple) -> None:
+    model = DenseNet(arch, out_indices=(0, 1, 2, 3)).eval()
+    assert model.out_channels == channels
+    with torch.no_grad():
+        outs = model(torch.randn(1, 3, 64, 64))
+    assert [o.shape for o in outs] == [(1, c, 64 // s, 64 // s) for c, s in zip(channels, (4, 8, 16, 32))]
+    # Each tap is the output of a ReLU: non-negative.
+    assert all(o.min() >= 0 for o in outs)
+
+
+def test_last_tap_is_relu_of_the_final_norm() -> None:
+    model = DenseNet(TINY, out_indices=(2, 3)).eval()
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        feats = model.stem(x)
+        for stage, transition in zip(model.stages[:3], model.transitions[:3]):
+            feats = transition(stage(feats))
+        expected = torch.relu(model.transitions[3][0](model.stages[3](feats)))
+        outs = model(x)
+    assert model.out_channels == (38, 51)
+    torch.testing.assert_close(outs[1], expected)
+
+
+def test_subset_and_negative_out_indices() -> None:
+    model = DenseNet(TINY, out_indices=(-1, 1)).eval()
+    assert model.out_indices == (1, 3)
+    outs = model(torch.randn(1, 3, 64, 64))
+    assert [o.shape[1] for o in outs] == [28, 51]
+
+
+def test_cifar_stem_keeps_resolution_and_has_three_blocks() -> None:
+    model = DenseNet('bc-l100-k12', out_indices=(0, 1, 2)).eval()
+    outs = model(torch.randn(2, 3, 32, 32))
+    assert [tuple(o.shape[1:]) for o in outs] == [(216, 32, 32), (300, 16, 16), (342, 8, 8)]
+
+
+def test_plain_cifar_layers_have_no_bottleneck() -> None:
+    layer = DenseNet('l40-k12').stages[0].block[0]
+    assert layer.conv1.kernel_size == (3, 3)
+    assert not hasattr(layer, 'conv2')
+
+
+def test_registered_under_its_scope_and_not_confused_with_mmpretrain() -> None:
+    cfg = dict(type='mmdensenet.DenseNet', arch=TINY)
+    for registry in (MODELS, ROOT_MODELS, MMPRETRAIN_MODELS):
+        assert type(registry.build(copy.deepcopy(cfg))) is DenseNet
+    assert type(MMPRETRAIN_MODELS.build(dict(type='DenseNet'))) is MMPretrainDenseNet
+
+
+def test_state_dict_uses_mmpretrain_key_layout() -> None:
+    ours = DenseNet('121').state_dict()
+    theirs = MMPretrainDenseNet('121').state_dict()
+    assert {k: v.shape for k, v in ours.items()} == {k: v.shape for k, v in theirs.items()}
+
+
+def test_default_initialisation_follows_torchvision() -> None:
+    model = DenseNet('121')
+    model.init_weights()
+    conv = model.stages[3].block[0].conv1  # 1x1 conv, fan_in 512
+    assert conv.weight.std().item() == pytest.approx((2 / 512) ** 0.5, rel=0.05)
+    norm = model.transitions[3][0]
+    assert torch.all(norm.weight == 1) and torch.all(norm.bias == 0)
+
+
+@pytest.mark.parametrize('frozen_stages', [0, 2, 4])
+def test_frozen_stages_have_no_grad_and_stay_in_eval(frozen_stages: int) -> None:
+    model = DenseNet(TINY, frozen_stages=frozen_stages, out_indices=(0, 1, 2, 3))
+    assert model.train() is model
+    frozen = [model.stem] + [m for i in range(frozen_stages) for m in (model.stages[i], model.transitions[i])]
+    free = [m for i in range(frozen_stages, 4) for m in (model.stages[i], model.transitions[i])]
+    for module in frozen:
+        assert all(not p.requires_grad for p in module.parameters())
+        assert all(not m.training for m in module.modules())
+    for module in free:
+        assert all(p.requires_grad for p in module.parameters())
+        assert all(m.training for m in module.modules())
+    outs = model(torch.randn(2, 3, 64, 64))
+    if not free:
+        assert not any(o.requires_grad for o in outs)
+        return
+    sum(o.sum() for o in outs).backward()
+    assert all(p.grad is None for m in frozen for p in m.parameters())
+    assert all(p.grad is not None for m in free for p in m.parameters())
+
+
+def test_nothing_frozen_by_default() -> None:
+    model = DenseNet(TINY).train()
+    assert all(p.requires_grad for p in model.parameters())
+    assert all(m.training for m in model.modules())
+
+
+def test_norm_eval_keeps_every_norm_layer_in_eval_mode() -> None:
+    model = DenseNet(TINY, norm_eval=True)
+    assert model.train() is model
+    norms = [m for m in model.modules() if isinstance(m, nn.BatchNorm2d)]
+    assert norms and all(not m.training for m in norms)
+    assert model.stages[0].block[0].conv1.training
+    before = copy.deepcopy(model.state_dict())
+    model(torch.randn(2, 3, 64, 64))
+    for key, value in model.state_dict().items():
+        torch.testing.assert_close(value, before[key])
+    assert model.eval() is model
+
+
+def train_step(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    out = model(x)
+    loss = sum((o * torch.linspace(-1, 1, o.numel()).view_as(o)).sum() for o in out)
+    loss.backward()
+    return out
+
+
+@pytest.mark.parametrize(
+    'arch, norm_cfg',
+    [
+        (TINY, dict(type='BN')),
+        ('bc-l100-k12', dict(type='BN')),
+        ('l40-k12', dict(type='BN')),
+        (TINY, dict(type='GN', num_groups=1)),
+    ],
+)
+def test_memory_efficient_is_exact(arch, norm_cfg: dict) -> None:
+    size = 32 if isinstance(arch, str) else 64
+    plain = DenseNet(arch, norm_cfg=norm_cfg, out_indices=(0, 1, 2))
+    efficient = DenseNet(arch, norm_cfg=norm_cfg, out_indices=(0, 1, 2), memory_efficient=True)
+    efficient.load_state_dict(plain.state_dict())
+    x = torch.randn(4, 3, size, size)
+    outs_plain = train_step(plain.train(), x)
+    outs_efficient = train_step(efficient.train(), x)
+    for a, b in zip(outs_plain, outs_efficient):
+        torch.testing.assert_close(a, b)
+    grads = {n: p.grad for n, p in efficient.named_parameters()}
+    for name, param in plain.named_parameters():
+        torch.testing.assert_close(grads[name], param.grad, msg=name)
+    buffers = dict(efficient.named_buffers())
+    for name, buffer in plain.named_buffers():
+        torch.testing.assert_close(buffers[name], buffer, msg=name)
+        if name.endswith('num_batches_tracked'):
+            assert buffer.item() == 1
+
+
+def test_memory_efficient_with_norm_eval_keeps_running_statistics() -> None:
+    model = DenseNet(TINY, memory_efficient=True, norm_eval=True).train()
+    before = copy.deepcopy(model.state_dict())
+    train_step(model, torch.randn(2, 3, 64, 64))
+    for key, value in model.state_dict().items():
+        torch.testing.assert_close(value, before[key])
+
+
+def test_dropout_only_while_training() -> None:
+    model = DenseNet(TINY, drop_rate=0.5)
+    x = torch.randn(2, 3, 64, 64)
+    model.train()
+    assert not torch.equal(model(x)[0], model(x)[0])
+    model.eval()
+    torch.testing.assert_close(model(x)[0], model(x)[0])
+
+
+def test_in_channels() -> None:
+    model = DenseNet(TINY, in_channels=1).eval()
+    assert model(torch.randn(1, 1, 64, 64))[0].shape == (1, 51, 2, 2)
+
+
+def test_channels_last_inputs_give_the_same_outputs() -> None:
+    model = DenseNet(TINY, out_indices=(0, 1, 2, 3)).eval()
+    x = torch.randn(2, 3, 64, 64)
+    reference = model(x)
+    model = model.to(memory_format=torch.channels_last)
+    outs = model(x.to(memory_format=torch.channels_last))
+    for a, b in zip(reference, outs):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
+    assert outs[0].is_contiguous(memory_format=torch.channels_last)
+
+
+@pytest.mark.parametrize('memory_efficient', [False, True])
+def test_torch_compile_matches_eager(memory_efficient: bool) -> None:
+    model = DenseNet(dict(growth_rate=4, depths=(1, 2, 1, 1), init_channels=8), memory_efficient=memory_efficient)
+    x = torch.randn(2, 3, 32, 32)
+    twin = copy.deepcopy(model)
+    compiled = torch.compile(twin)
+    torch.testing.assert_close(compiled.eval()(x), model.eval()(x), rtol=1e-4, atol=1e-5)
+    out_compiled = train_step(compiled.train(), x)
+    out_eager = train_step(model.train(), x)
+    torch.testing.assert_close(out_compiled, out_eager, rtol=1e-4, atol=1e-5)
+    grads = dict(twin.named_parameters())
+    for name, param in model.named_parameters():
+        torch.testing.assert_close(grads[name].grad, param.grad, rtol=1e-3, atol=1e-5)
+    buffers = dict(twin.named_buffers())
+    for name, buffer in model.named_buffers():
+        torch.testing.assert_close(buffers[name], buffer, rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.parametrize(
+    'kwargs, message',
+    [
+        (dict(arch='122'), 'arch must be one of'),
+        (dict(arch=dict(growth_rate=32, depths=(6, 12))), 'arch dict needs the keys'),
+        (dict(arch=dict(TINY, stem='huge')), "arch\\['stem'\\]"),
+        (dict(arch=dict(TINY, widths=3)), 'arch dict needs the keys'),
+        (dict(out_indices=(4,)), 'out_indices must be integers in \\[-4, 3\\]'),
+        (dict(out_indices=(1, 1)), 'out_indices must not repeat'),
+        (dict(out_indices=(-1, 3)), 'out_indices must not repeat'),
+        (dict(out_indices=()), 'out_indices must be'),
+        (dict(frozen_stages=5), 'frozen_stages must be an integer from -1 to 4'),
+        (dict(frozen_stages=-2), 'frozen_stages'),
+        (dict(drop_rate=1.0), 'drop_rate'),
+        (dict(memory_efficient=True, norm_cfg=dict(type='SyncBN')), 'memory_efficient=True needs'),
+    ],
+)
+def test_bad_arguments_raise_value_error(kwargs: dict, message: str) -> None:
+    kwargs.setdefault('arch', TINY)
+    with pytest.raises(ValueError, match=message):
+        DenseNet(**kwargs)
+
+
+def test_cifar_arch_rejects_a_fourth_out_index() -> None:
+    with pytest.raises(ValueError, match='out_indices must be integers in \\[-3, 2\\]'):
+        DenseNet('l40-k12', out_indices=(3,))

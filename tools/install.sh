@@ -1,0 +1,72 @@
+#!/usr/bin/env bash
+# Install mmdensenet and its pinned dependencies into the current Python environment.
+#
+#   bash tools/install.sh         classification, configs, tools and the demo (mmcv-lite)
+#   bash tools/install.sh tests   also the compiled mmcv 2.1.0, mmdet and the test tools
+#
+# Idempotent: a second run only re-installs mmdensenet itself. The compiled mmcv is built
+# once from source and its wheel kept in $MMDENSENET_CACHE (default ~/.cache/mmdensenet).
+set -euo pipefail
+
+mode=${1:-runtime}
+case "$mode" in
+  runtime | tests) ;;
+  *) echo "usage: bash tools/install.sh [runtime|tests]" >&2; exit 2 ;;
+esac
+
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cache=${MMDENSENET_CACHE:-$HOME/.cache/mmdensenet}
+mmcv_version=2.1.0
+
+pip_install() { python -m pip install --quiet --disable-pip-version-check "$@"; }
+
+# Prints the installed mmcv distribution: "mmcv", "mmcv-lite" or nothing.
+installed_mmcv() {
+  python -c "
+from importlib.metadata import version, PackageNotFoundError
+for name in ('mmcv', 'mmcv-lite'):
+    try:
+        if version(name) == '$mmcv_version':
+            print(name)
+            break
+    except PackageNotFoundError:
+        pass
+"
+}
+
+# mmcv 2.1.0 ships no wheel for this torch, and its setup.py asks for C++17 while
+# torch 2.14's headers need C++20: build the CPU ops from the sdist with that flag raised.
+build_mmcv_wheel() {
+  local work
+  work=$(mktemp -d)
+  trap 'rm -rf "$work"' RETURN
+  echo "Building mmcv $mmcv_version with ops (about 15 minutes, once per machine)..."
+  pip_install ninja
+  python -m pip download --quiet --no-deps --no-binary :all: --no-build-isolation \
+    -d "$work" "mmcv==$mmcv_version"
+  tar -xzf "$work/mmcv-$mmcv_version.tar.gz" -C "$work"
+  sed -i 's/-std=c++17/-std=c++20/g' "$work/mmcv-$mmcv_version/setup.py"
+  (cd "$work/mmcv-$mmcv_version" &&
+    MMCV_WITH_OPS=1 MAX_JOBS=2 python -m pip wheel --quiet --no-deps --no-build-isolation \
+      -w "$work/dist" .)
+  mkdir -p "$cache/wheels"
+  mv "$work"/dist/mmcv-"$mmcv_version"-*.whl "$cache/wheels/"
+}
+
+install_full_mmcv() {
+  [ "$(installed_mmcv)" = mmcv ] && return
+  compgen -G "$cache/wheels/mmcv-$mmcv_version-*.whl" > /dev/null || build_mmcv_wheel
+  python -m pip uninstall --quiet -y mmcv-lite 2> /dev/null || true
+  pip_install --no-deps "$cache"/wheels/mmcv-"$mmcv_version"-*.whl
+}
+
+cd "$root"
+pip_install -r requirements/runtime.txt
+if [ "$mode" = tests ]; then
+  install_full_mmcv
+  pip_install -r requirements/tests.txt
+elif [ -z "$(installed_mmcv)" ]; then
+  pip_install "mmcv-lite==$mmcv_version"
+fi
+# A regular (not editable) install: only it gives mim the package's .mim folder.
+pip_install --no-deps --no-build-isolation "$root"
