@@ -1,0 +1,6 @@
+_base_ = [
+    './_base_/models/densenet169.py',
+    './_base_/datasets/imagenet_bs256.py',
+    './_base_/schedules/imagenet_bs1024.py',
+    './_base_/default_runtime.py',
+]
