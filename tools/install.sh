@@ -18,7 +18,8 @@ root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cache=${MMDENSENET_CACHE:-$HOME/.cache/mmdensenet}
 mmcv_version=2.1.0
 
-pip_install() { python -m pip install --quiet --disable-pip-version-check "$@"; }
+export PIP_ROOT_USER_ACTION=ignore PIP_DISABLE_PIP_VERSION_CHECK=1
+pip_install() { python -m pip install --quiet "$@"; }
 
 # Prints the installed mmcv distribution: "mmcv", "mmcv-lite" or nothing.
 installed_mmcv() {
@@ -37,9 +38,8 @@ for name in ('mmcv', 'mmcv-lite'):
 # mmcv 2.1.0 ships no wheel for this torch, and its setup.py asks for C++17 while
 # torch 2.14's headers need C++20: build the CPU ops from the sdist with that flag raised.
 build_mmcv_wheel() {
-  local work
   work=$(mktemp -d)
-  trap 'rm -rf "$work"' RETURN
+  trap 'rm -rf "$work"' EXIT
   echo "Building mmcv $mmcv_version with ops (about 15 minutes, once per machine)..."
   pip_install ninja
   python -m pip download --quiet --no-deps --no-binary :all: --no-build-isolation \
