@@ -1,0 +1,59 @@
+"""Shared plumbing of the command-line tools: one-line errors and safe output files."""
+
+import os
+import sys
+import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+
+class ToolError(Exception):
+    """An error in the user's input, reported as one line without a traceback."""
+
+
+def one_line(exc: BaseException) -> str:
+    """The exception's message on a single line, or its type name if it has none."""
+    return ' '.join(str(exc).split()) or type(exc).__name__
+
+
+@contextmanager
+def reraise_as_tool_error(what: str) -> Iterator[None]:
+    """Turn any exception raised in the block into a ``ToolError`` saying ``what`` failed."""
+    try:
+        yield
+    except ToolError:
+        raise
+    except Exception as exc:
+        raise ToolError(f'{what}: {one_line(exc)}') from exc
+
+
+def run_cli(main: Callable[[], object]) -> None:
+    """Run a tool's ``main``; any error ends the process with one line on stderr and status 1."""
+    try:
+        main()
+    except ToolError as exc:
+        sys.exit(f'error: {exc}')
+    except Exception as exc:
+        sys.exit(f'error: {type(exc).__name__}: {one_line(exc)}')
+
+
+def _current_umask() -> int:
+    umask = os.umask(0)
+    os.umask(umask)
+    return umask
+
+
+@contextmanager
+def atomic_output(out_file: Path) -> Iterator[Path]:
+    """Yield a temporary path next to ``out_file``, renamed to it only if the block succeeds."""
+    out_file.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f'.{out_file.name}.', suffix=out_file.suffix, dir=out_file.parent)
+    os.close(fd)
+    tmp = Path(tmp_name)
+    tmp.chmod(0o666 & ~_current_umask())  # mkstemp creates 0600; give the usual permissions
+    try:
+        yield tmp
+        os.replace(tmp, out_file)
+    finally:
+        tmp.unlink(missing_ok=True)
