@@ -4,7 +4,8 @@ Importing the package registers its models, so ``custom_imports=dict(imports=['m
 is all a config needs.
 """
 
-from . import models  # noqa: F401  (registers the models)
+# models registers the models; weights lets torch's weights-only loading read mmengine's checkpoints.
+from . import models, weights  # noqa: F401
 from .version import __version__
 
 __all__ = ['__version__']

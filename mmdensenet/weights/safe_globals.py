@@ -1,0 +1,49 @@
+"""Lets ``torch.load(weights_only=True)`` read the checkpoints that mmengine's runner writes.
+
+torch >= 2.6 unpickles checkpoints with ``weights_only=True`` by default: only tensors, builtin
+containers and allowlisted classes may appear, so a file cannot run code while it loads. mmengine
+0.10.7 calls ``torch.load`` without ``weights_only``, and its own checkpoints hold a few objects
+beyond that set: ``HistoryBuffer`` (the message hub's logs) and numpy arrays and scalars. Rather
+than switching the protection off, this module allowlists exactly those harmless classes, so
+resuming, ``load_from`` and testing work while third-party files stay under the same guard.
+"""
+
+import pickle
+from typing import Any
+
+import numpy as np
+import torch
+from mmengine.logging import HistoryBuffer
+from numpy._core import multiarray
+
+# HistoryBuffer pickles its statistics methods as getattr(HistoryBuffer, name).
+HISTORY_BUFFER_STATISTICS = ('min', 'max', 'current', 'mean')
+
+
+def history_buffer_statistic(owner: Any, name: str) -> Any:
+    """``getattr`` restricted to HistoryBuffer's default statistics methods.
+
+    The checkpoint refers to it as ``builtins.getattr``; anything else it asks for is refused.
+    """
+    if owner is not HistoryBuffer or name not in HISTORY_BUFFER_STATISTICS:
+        raise pickle.UnpicklingError(f'getattr({owner!r}, {name!r}) is not allowed in a checkpoint')
+    return getattr(HistoryBuffer, name)
+
+
+def allow_mmengine_checkpoints() -> None:
+    """Allowlists the classes of mmengine's own checkpoints for weights-only loading."""
+    numpy_rebuilders = [multiarray.scalar, multiarray._reconstruct]
+    # A dtype is rebuilt as np.dtype(...) and then given its state as an instance of its class.
+    dtype_classes = [cls for cls in vars(np.dtypes).values() if isinstance(cls, type) and issubclass(cls, np.dtype)]
+    torch.serialization.add_safe_globals(
+        [
+            HistoryBuffer,
+            np.ndarray,
+            np.dtype,
+            *dtype_classes,
+            *numpy_rebuilders,
+            # Checkpoints written with numpy 1.x name the module numpy.core.multiarray.
+            *((function, f'numpy.core.multiarray.{function.__name__}') for function in numpy_rebuilders),
+            (history_buffer_statistic, 'builtins.getattr'),
+        ]
+    )

@@ -1,0 +1,113 @@
+"""Key layouts of torchvision's DenseNet and of our classifier, and the checks between them.
+
+torchvision: ``features.{conv0,norm0}``, ``features.denseblock{b}.denselayer{l}.{norm1,conv1,norm2,conv2}``
+(published files: ``norm.1``, ``conv.1``, ...), ``features.transition{t}.{norm,conv}``,
+``features.norm5``, ``classifier``; numbered from 1.
+Ours (mmpretrain's, as in its model zoo): ``backbone.stem.{0,1}``,
+``backbone.stages.{b}.block.{l}.*``, ``backbone.transitions.{t}.{norm,conv}``,
+``backbone.transitions.3.0`` (the final norm), ``head.fc``; numbered from 0.
+"""
+
+import re
+from collections.abc import Iterable
+from functools import cache
+
+import torch
+
+from mmdensenet.models.backbones.densenet import DenseNet
+
+from .checkpoint_io import CheckpointError, StateDict
+
+TORCHVISION_ARCHS = ('121', '169', '201', '161')
+# (torchvision module, our module); every {field} counts from 1 in torchvision and from 0 here.
+# First match wins, so the final norm comes before the transitions it would otherwise match.
+MODULE_PAIRS = (
+    ('features.conv0', 'backbone.stem.0'),
+    ('features.norm0', 'backbone.stem.1'),
+    ('features.denseblock{block}.denselayer{layer}', 'backbone.stages.{block}.block.{layer}'),
+    ('features.norm5', 'backbone.transitions.3.0'),
+    ('features.transition{index}', 'backbone.transitions.{index}'),
+    ('classifier', 'head.fc'),
+)
+# torchvision files published before 0.3 name a layer's modules norm.1, conv.1, norm.2, conv.2.
+OLD_LAYER_KEY = re.compile(r'(\.denselayer\d+\.(?:norm|conv))\.([12])\.')
+LAYER_KEY = re.compile(r'backbone\.stages\.(\d+)\.block\.(\d+)\.')
+BATCHES_TRACKED = 'num_batches_tracked'
+
+
+@cache
+def _pattern(template: str) -> re.Pattern:
+    body = re.escape(template).replace(r'\{', '{').replace(r'\}', '}')
+    return re.compile(re.sub(r'{(\w+)}', r'(?P<\1>\\d+)', body) + r'\.(?P<tensor>.+)')
+
+
+def _rename(key: str, from_torchvision: bool) -> str:
+    for torchvision_module, our_module in MODULE_PAIRS:
+        source, target = (torchvision_module, our_module) if from_torchvision else (our_module, torchvision_module)
+        match = _pattern(source).fullmatch(key)
+        if match:
+            shift = -1 if from_torchvision else 1
+            fields = {name: int(value) + shift for name, value in match.groupdict().items() if name != 'tensor'}
+            return f'{target.format(**fields)}.{match["tensor"]}'
+    layout = 'torchvision' if from_torchvision else 'mmdensenet/mmpretrain'
+    raise CheckpointError(f'{key!r} is not a key of a {layout} DenseNet classifier')
+
+
+def to_our_key(torchvision_key: str) -> str:
+    """Our name of a tensor of torchvision's DenseNet (either of its key layouts)."""
+    return _rename(OLD_LAYER_KEY.sub(r'\1\2.', torchvision_key.removeprefix('module.')), from_torchvision=True)
+
+
+def to_torchvision_key(our_key: str) -> str:
+    """torchvision's (current) name of a tensor of our classifier."""
+    return _rename(our_key, from_torchvision=False)
+
+
+def detect_arch(our_keys: Iterable[str]) -> str:
+    """The torchvision arch whose dense blocks have as many layers as these keys name."""
+    layers: dict[int, set[int]] = {}
+    for key in our_keys:
+        match = LAYER_KEY.match(key)
+        if match:
+            layers.setdefault(int(match[1]), set()).add(int(match[2]))
+    depths = tuple(len(layers.get(block, ())) for block in range(max(layers, default=-1) + 1))
+    for arch in TORCHVISION_ARCHS:
+        if depths == DenseNet.arch_settings[arch]['depths']:
+            return arch
+    found = '-'.join(map(str, depths)) or 'none'
+    raise CheckpointError(f'not a DenseNet-{"/".join(TORCHVISION_ARCHS)}: dense blocks of {found} layers')
+
+
+def expected_shapes(arch: str, num_classes: int) -> dict[str, torch.Size]:
+    """Names and shapes of the tensors of our classifier for ``arch``, in state-dict order."""
+    with torch.device('meta'):
+        backbone = DenseNet(arch)
+    shapes = {f'backbone.{key}': tensor.shape for key, tensor in backbone.state_dict().items()}
+    channels = backbone.block_channels[-1]
+    return {**shapes, 'head.fc.weight': torch.Size((num_classes, channels)), 'head.fc.bias': torch.Size((num_classes,))}
+
+
+def check_state_dict(state_dict: StateDict, arch: str, display_key=str) -> StateDict:
+    """Checks names and shapes against ``arch`` and orders the tensors like our model.
+
+    A missing ``num_batches_tracked`` (files saved before BatchNorm had it) becomes 0, the value
+    BatchNorm itself assumes for such files. ``display_key`` names tensors in error messages.
+    """
+    num_classes = state_dict['head.fc.weight'].shape[0] if 'head.fc.weight' in state_dict else 1000
+    shapes = expected_shapes(arch, num_classes)
+    unexpected = [key for key in state_dict if key not in shapes]
+    if unexpected:
+        raise CheckpointError(f'unexpected tensor {display_key(unexpected[0])} for DenseNet-{arch}')
+    checked = {}
+    for key, shape in shapes.items():
+        tensor = state_dict.get(key)
+        if tensor is None and key.endswith(BATCHES_TRACKED):
+            tensor = torch.tensor(0, dtype=torch.long)
+        if tensor is None:
+            raise CheckpointError(f'missing tensor {display_key(key)} of DenseNet-{arch}')
+        if tensor.shape != shape:
+            raise CheckpointError(
+                f'{display_key(key)} has shape {tuple(tensor.shape)}, DenseNet-{arch} needs {tuple(shape)}'
+            )
+        checked[key] = tensor
+    return checked
