@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Distributed testing with torchrun, one process per GPU (gloo on CPU-only machines).
+#
+#   bash tools/dist_test.sh CONFIG CHECKPOINT GPUS [tools/test.py ARGS]
+#
+# Several nodes: run it on each with NNODES, NODE_RANK and MASTER_ADDR set (and the same PORT).
+set -euo pipefail
+
+if [ $# -lt 3 ]; then
+  echo "usage: bash tools/dist_test.sh CONFIG CHECKPOINT GPUS [ARGS]" >&2
+  exit 2
+fi
+config=$1
+checkpoint=$2
+gpus=$3
+shift 3
+
+PYTHONPATH="$(dirname "$0")/..${PYTHONPATH:+:$PYTHONPATH}" \
+  exec python -m torch.distributed.run \
+  --nnodes="${NNODES:-1}" \
+  --node_rank="${NODE_RANK:-0}" \
+  --master_addr="${MASTER_ADDR:-127.0.0.1}" \
+  --master_port="${PORT:-29500}" \
+  --nproc_per_node="$gpus" \
+  "$(dirname "$0")/test.py" "$config" "$checkpoint" --launcher pytorch "$@"

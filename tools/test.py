@@ -1,0 +1,49 @@
+"""Evaluate a checkpoint on a config's test set.
+
+python tools/test.py CONFIG CHECKPOINT [--out PREDICTIONS.pkl] [--cfg-options KEY=VALUE ...]
+bash tools/dist_test.sh CONFIG CHECKPOINT GPUS [ARGS]     # torchrun, one process per GPU
+"""
+
+import argparse
+import os
+import sys
+
+from mmengine.config import DictAction
+
+from mmdensenet.apis import UserInputError, test
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description="Evaluate a checkpoint on a config's test set.")
+    parser.add_argument('config', help='config file')
+    parser.add_argument('checkpoint', help='checkpoint file or URL')
+    parser.add_argument('--work-dir', help='where the logs go (default: work_dirs/CONFIG_NAME)')
+    parser.add_argument('--out', help='dump the predictions to this .pkl file')
+    parser.add_argument(
+        '--cfg-options', nargs='+', action=DictAction, help='override config keys, e.g. test_dataloader.batch_size=32'
+    )
+    parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'], default='none')
+    # torch.distributed.launch (used by `mim test --launcher pytorch`) passes the local rank.
+    parser.add_argument('--local-rank', '--local_rank', type=int, default=0)
+    args = parser.parse_args()
+    os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
+    return args
+
+
+def main() -> None:
+    args = parse_args()
+    try:
+        test(
+            args.config,
+            args.checkpoint,
+            work_dir=args.work_dir,
+            out=args.out,
+            cfg_options=args.cfg_options,
+            launcher=args.launcher,
+        )
+    except UserInputError as error:
+        sys.exit(f'error: {error}')
+
+
+if __name__ == '__main__':
+    main()

@@ -1,0 +1,58 @@
+"""Train a classifier from a config.
+
+python tools/train.py CONFIG [--work-dir DIR] [--resume [CHECKPOINT]] [--cfg-options KEY=VALUE ...]
+bash tools/dist_train.sh CONFIG GPUS [ARGS]     # torchrun, one process per GPU
+"""
+
+import argparse
+import os
+import sys
+
+from mmengine.config import DictAction
+
+from mmdensenet.apis import UserInputError, train
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description='Train a classifier from a config.')
+    parser.add_argument('config', help='config file')
+    parser.add_argument('--work-dir', help='where logs and checkpoints go (default: work_dirs/CONFIG_NAME)')
+    parser.add_argument(
+        '--resume',
+        nargs='?',
+        const=True,
+        default=False,
+        metavar='CHECKPOINT',
+        help='continue from CHECKPOINT, or without one from the last checkpoint in the work dir',
+    )
+    parser.add_argument('--amp', action='store_true', help='automatic mixed precision')
+    parser.add_argument('--auto-scale-lr', action='store_true', help="scale the lr to this run's total batch size")
+    parser.add_argument(
+        '--cfg-options', nargs='+', action=DictAction, help='override config keys, e.g. train_dataloader.batch_size=32'
+    )
+    parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'], default='none')
+    # torch.distributed.launch (used by `mim train --launcher pytorch`) passes the local rank.
+    parser.add_argument('--local-rank', '--local_rank', type=int, default=0)
+    args = parser.parse_args()
+    os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
+    return args
+
+
+def main() -> None:
+    args = parse_args()
+    try:
+        train(
+            args.config,
+            work_dir=args.work_dir,
+            resume=args.resume,
+            amp=args.amp,
+            auto_scale_lr=args.auto_scale_lr,
+            cfg_options=args.cfg_options,
+            launcher=args.launcher,
+        )
+    except UserInputError as error:
+        sys.exit(f'error: {error}')
+
+
+if __name__ == '__main__':
+    main()
