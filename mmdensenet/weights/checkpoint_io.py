@@ -4,7 +4,7 @@ import hashlib
 import io
 import os
 import pickle
-import tempfile
+import secrets
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -21,11 +21,16 @@ class CheckpointError(ValueError):
     """A checkpoint file that cannot be read or does not hold what is needed."""
 
 
-def _first_line(error: BaseException) -> str:
-    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
-    # torch's weights-only refusals bury the reason under a generic preamble.
-    reasons = [line for line in lines if 'GLOBAL' in line or 'allowlisted' in line or 'not allowed' in line]
-    return (reasons or lines or [type(error).__name__])[0]
+# Lines of torch's weights-only refusal that surround the actual reason.
+TORCH_BOILERPLATE = ('Weights only load failed', 'Please file an issue', 'Check the documentation')
+# Words of a reason that says the file refers to code or objects, not that it is corrupt.
+CODE_REFERENCES = ('GLOBAL', 'allowlisted', 'reduce', 'not allowed')
+
+
+def _reason(error: BaseException) -> str:
+    lines = [line.strip() for line in str(error).splitlines()]
+    reasons = [line for line in lines if line and not line.startswith(TORCH_BOILERPLATE)]
+    return reasons[0] if reasons else type(error).__name__
 
 
 def read_checkpoint(path: str) -> tuple[Any, str]:
@@ -42,10 +47,11 @@ def read_checkpoint(path: str) -> tuple[Any, str]:
         raise CheckpointError(f'{path} is empty')
     try:
         checkpoint = torch.load(io.BytesIO(data), map_location='cpu', weights_only=True)
-    except pickle.UnpicklingError as error:
-        raise CheckpointError(f'refusing {path}: it holds more than weights ({_first_line(error)})') from None
     except Exception as error:  # torch raises many types for corrupt files
-        raise CheckpointError(f'{path} is not a PyTorch checkpoint ({_first_line(error)})') from None
+        reason = _reason(error)
+        if isinstance(error, pickle.UnpicklingError) and any(word in reason for word in CODE_REFERENCES):
+            raise CheckpointError(f'refusing {path}: it refers to code, not only to tensors ({reason})') from None
+        raise CheckpointError(f'{path} is not a PyTorch checkpoint ({reason})') from None
     return checkpoint, hashlib.sha256(data).hexdigest()
 
 
@@ -71,13 +77,13 @@ def save_atomically(obj: Any, path: str) -> str:
     """
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=target.parent, prefix=f'.{target.name}.', suffix='.tmp')
+    temporary = target.with_name(f'.{target.name}.{secrets.token_hex(4)}.tmp')
     try:
-        with os.fdopen(handle, 'wb') as file:
+        with open(temporary, 'xb') as file:  # unlike mkstemp, keeps the umask's permissions
             torch.save(obj, file)
-        digest = hashlib.sha256(Path(temporary).read_bytes()).hexdigest()
+        digest = hashlib.sha256(temporary.read_bytes()).hexdigest()
         os.replace(temporary, target)
     except BaseException:
-        Path(temporary).unlink(missing_ok=True)
+        temporary.unlink(missing_ok=True)
         raise
     return digest
