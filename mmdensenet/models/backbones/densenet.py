@@ -20,6 +20,8 @@ from torch.nn.modules.batchnorm import _BatchNorm
 
 from mmdensenet.registry import MODELS
 
+from ._shared_buffer import NormActConv, shared_buffer_block
+
 ArchSetting = dict[str, Union[int, float, str, Sequence[int]]]
 
 
@@ -72,8 +74,19 @@ class _DenseLayer(nn.Module):
         if bn_size:
             self.norm2 = build_norm_layer(norm_cfg, width)[1]
             self.conv2 = nn.Conv2d(width, growth_rate, 3, padding=1, bias=False)
+        self.growth_rate = growth_rate
         self.drop_rate = drop_rate
         self.memory_efficient = memory_efficient
+
+    def steps(self) -> list[NormActConv]:
+        """The layer's BN-ReLU-conv steps, in order."""
+        if hasattr(self, 'conv2'):
+            return [NormActConv(self.norm1, self.conv1), NormActConv(self.norm2, self.conv2)]
+        return [NormActConv(self.norm1, self.conv1)]
+
+    def supports_shared_buffer(self) -> bool:
+        norms_ok = all(type(step.norm) is nn.BatchNorm2d and step.norm.affine for step in self.steps())
+        return norms_ok and type(self.act) is nn.ReLU and self.drop_rate == 0
 
     def _concat_norm_act_conv(self, *features: Tensor) -> Tensor:
         return self.conv1(self.act(self.norm1(torch.cat(features, 1))))
@@ -130,10 +143,25 @@ class _DenseBlock(nn.Module):
         )
 
     def forward(self, x: Tensor) -> Tensor:
+        if self._use_shared_buffer(x):
+            return shared_buffer_block(x, [layer.steps() for layer in self.block], self.block[0].growth_rate)
         features = [x]
         for layer in self.block:
             features.append(layer(features))
         return torch.cat(features, 1)
+
+    def _use_shared_buffer(self, x: Tensor) -> bool:
+        """Whether the shared-buffer block applies: BN-ReLU layers, eager, no autocast, no dropout.
+
+        It recomputes BN-ReLU in backward, so it trains only in memory-efficient mode; the
+        plain mode uses it where nothing needs gradients.
+        """
+        if torch.compiler.is_compiling() or torch.is_autocast_enabled(x.device.type):
+            return False
+        if not all(layer.supports_shared_buffer() for layer in self.block):
+            return False
+        needs_grad = torch.is_grad_enabled() and (x.requires_grad or any(p.requires_grad for p in self.parameters()))
+        return self.block[0].memory_efficient or not needs_grad
 
 
 def _transition(in_channels: int, out_channels: Optional[int], norm_cfg: dict, act_cfg: dict) -> nn.Sequential:
