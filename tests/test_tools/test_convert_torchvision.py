@@ -1,0 +1,340 @@
+"""tools/convert_torchvision.py through its command line, on full-size nets with random weights."""
+
+import hashlib
+import os
+import pickle
+import re
+import subprocess
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import torchvision
+from mmengine.config import Config
+from mmengine.logging import HistoryBuffer
+from mmengine.runner import load_checkpoint
+from mmpretrain.registry import MODELS
+from PIL import Image
+from torch import Tensor, nn
+
+from mmdensenet.models.backbones.densenet import DenseNet
+
+REPO = Path(__file__).resolve().parents[2]
+TOOL = REPO / 'tools' / 'convert_torchvision.py'
+ARCHS = ('121', '169', '201', '161')
+MEAN = (123.675, 116.28, 103.53)
+STD = (58.395, 57.12, 57.375)
+
+
+def run(*args: object, cwd: Path = REPO) -> subprocess.CompletedProcess:
+    env = {**os.environ, 'PYTHONPATH': os.pathsep.join(filter(None, [str(REPO), os.environ.get('PYTHONPATH')]))}
+    command = [sys.executable, *map(str, args)]
+    return subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
+
+
+def convert(*args: object) -> subprocess.CompletedProcess:
+    return run(TOOL, *args)
+
+
+def sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def randomize_batchnorm(model: nn.Module) -> nn.Module:
+    """Gives every BatchNorm statistics and affine parameters far from their defaults; eval mode."""
+    for module in model.modules():
+        if isinstance(module, nn.BatchNorm2d):
+            channels = module.num_features
+            module.running_mean.copy_(torch.randn(channels) * 0.1)
+            module.running_var.copy_(torch.rand(channels) + 0.5)
+            module.num_batches_tracked.fill_(7)
+            with torch.no_grad():
+                module.weight.copy_(torch.rand(channels) + 0.5)
+                module.bias.copy_(torch.randn(channels) * 0.1)
+    return model.eval()
+
+
+def published_layout(state_dict: dict[str, Tensor]) -> dict[str, Tensor]:
+    """The layout of torchvision's published files: norm.1/conv.2 keys, no num_batches_tracked."""
+    return {
+        re.sub(r'(denselayer\d+\.(?:norm|conv))([12])\.', r'\1.\2.', key): tensor
+        for key, tensor in state_dict.items()
+        if not key.endswith('num_batches_tracked')
+    }
+
+
+def build_classifier(arch: str) -> nn.Module:
+    """The model of configs/densenet{arch}_4xb256_in1k.py, in eval mode."""
+    cfg = Config.fromfile(REPO / 'configs' / f'densenet{arch}_4xb256_in1k.py')
+    return MODELS.build(cfg.model).eval()
+
+
+def logits(model: nn.Module, images: Tensor) -> Tensor:
+    with torch.no_grad():
+        if isinstance(model, torchvision.models.DenseNet):
+            return model(images)
+        return model(images, mode='tensor')
+
+
+def assert_same_logits(ours: Tensor, theirs: Tensor) -> None:
+    assert theirs.std() > 0 and theirs.isfinite().all()
+    torch.testing.assert_close(ours, theirs, rtol=1e-5, atol=1e-5 * theirs.abs().max().item())
+
+
+def assert_failed_cleanly(result: subprocess.CompletedProcess) -> None:
+    assert result.returncode != 0
+    assert 'Traceback' not in result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith('error: '), result.stderr
+    assert result.stdout == ''
+
+
+@dataclass
+class Converted:
+    torchvision_model: nn.Module
+    src: Path
+    dst: Path
+    stdout: str
+
+
+@pytest.fixture(scope='module')
+def converted(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], Converted]:
+    """Converts a random torchvision DenseNet saved like the published files, once per arch."""
+    cache: dict[str, Converted] = {}
+
+    def get(arch: str) -> Converted:
+        if arch not in cache:
+            folder = tmp_path_factory.mktemp(f'densenet{arch}')
+            model = randomize_batchnorm(torchvision.models.get_model(f'densenet{arch}'))
+            src = folder / f'densenet{arch}-0123abcd.pth'
+            torch.save(published_layout(model.state_dict()), src)
+            dst = folder / 'checkpoints' / f'densenet{arch}_mm.pth'
+            result = convert(src, dst)
+            assert result.returncode == 0, result.stderr
+            cache[arch] = Converted(model, src, dst, result.stdout)
+        return cache[arch]
+
+    return get
+
+
+@pytest.mark.parametrize('arch', ARCHS)
+def test_converted_weights_give_torchvision_logits_and_convert_back(
+    arch: str, converted: Callable[[str], Converted], tmp_path: Path
+) -> None:
+    result = converted(arch)
+    model = build_classifier(arch)
+    load_checkpoint(model, str(result.dst), map_location='cpu', strict=True)
+    images = torch.randn(1, 3, 224, 224)
+    expected = logits(result.torchvision_model, images)
+    assert_same_logits(logits(model, images), expected)
+
+    back = tmp_path / f'densenet{arch}_tv.pth'
+    reverse = convert('--reverse', '--arch', arch, result.dst, back)
+    assert reverse.returncode == 0, reverse.stderr
+    restored = torchvision.models.get_model(f'densenet{arch}')
+    restored.load_state_dict(torch.load(back, weights_only=True), strict=True)
+    for key, tensor in result.torchvision_model.state_dict().items():
+        assert torch.equal(restored.state_dict()[key], tensor) or key.endswith('num_batches_tracked'), key
+    assert torch.equal(logits(restored.eval(), images), expected)
+
+
+def test_summary_and_meta(converted: Callable[[str], Converted]) -> None:
+    result = converted('121')
+    checkpoint = torch.load(result.dst, weights_only=True)
+    assert set(checkpoint) == {'state_dict', 'meta'}
+    meta = checkpoint['meta']
+    assert meta['arch'] == '121'
+    assert meta['source'] == result.src.name
+    assert meta['source_sha256'] == sha256(result.src)
+    state_dict = checkpoint['state_dict']
+    assert state_dict['backbone.stem.1.num_batches_tracked'].item() == 0
+    assert result.stdout.splitlines() == [
+        'arch: DenseNet-121',
+        f'tensors: {len(state_dict)} (121 num_batches_tracked set to 0)',
+        f'output: {result.dst}',
+        f'sha256: {sha256(result.dst)}',
+    ]
+    # Plain tensors and builtin types: a fresh process loads it weights-only without mmdensenet.
+    check = run(
+        '-c',
+        f'import sys, torch; torch.load({str(result.dst)!r}, weights_only=True); print(sys.modules.get("mmdensenet"))',
+    )
+    assert check.returncode == 0 and check.stdout.strip() == 'False', check.stderr
+
+
+def test_current_layouts_and_wrappers_convert_alike(converted: Callable[[str], Converted], tmp_path: Path) -> None:
+    result = converted('121')
+    reference = torch.load(result.dst, weights_only=True)['state_dict']
+    current = result.torchvision_model.state_dict()
+    variants = {
+        'state_dict': {'state_dict': {f'module.{key}': tensor for key, tensor in current.items()}, 'epoch': 3},
+        'model': {'model': current, 'args': {'lr': 0.1}},
+    }
+    for name, checkpoint in variants.items():
+        src = tmp_path / f'{name}.pth'
+        torch.save(checkpoint, src)
+        outcome = convert('--arch', '121', src, tmp_path / f'{name}_mm.pth')
+        assert outcome.returncode == 0, outcome.stderr
+        state_dict = torch.load(tmp_path / f'{name}_mm.pth', weights_only=True)['state_dict']
+        assert list(state_dict) == list(reference), name
+        for key, tensor in state_dict.items():
+            expected = torch.tensor(7) if key.endswith('num_batches_tracked') else reference[key]
+            assert torch.equal(tensor, expected), (name, key)
+
+
+def test_loads_as_detection_backbone_init(converted: Callable[[str], Converted]) -> None:
+    result = converted('121')
+    init_cfg = dict(type='Pretrained', checkpoint=str(result.dst), prefix='backbone.')
+    backbone = DenseNet(arch='121', out_indices=(0, 1, 2, 3), init_cfg=init_cfg)
+    backbone.init_weights()
+    saved = torch.load(result.dst, weights_only=True)['state_dict']
+    loaded = backbone.state_dict()
+    assert len(loaded) == len(saved) - 2  # all but the head
+    for key, tensor in loaded.items():
+        assert torch.equal(tensor, saved[f'backbone.{key}']), key
+
+
+def test_tools_test_with_load_from_predicts_like_torchvision(
+    converted: Callable[[str], Converted], tmp_path: Path
+) -> None:
+    """tools/test.py loads the checkpoint through the runner's load_from and predicts torchvision's scores."""
+    result = converted('121')
+    images = np.random.default_rng(0).integers(0, 256, (2, 224, 224, 3), dtype=np.uint8)
+    (tmp_path / 'data' / 'meta').mkdir(parents=True)
+    (tmp_path / 'data' / 'val').mkdir()
+    for i, pixels in enumerate(images):
+        Image.fromarray(pixels).save(tmp_path / 'data' / 'val' / f'{i}.png')
+    (tmp_path / 'data' / 'meta' / 'val.txt').write_text('0.png 3\n1.png 5\n')
+    config = tmp_path / 'densenet121_224px.py'
+    config.write_text(
+        f"""_base_ = [{str(REPO / 'configs' / 'densenet121_4xb256_in1k.py')!r}]
+test_dataloader = dict(
+    batch_size=2, num_workers=0, persistent_workers=False,
+    dataset=dict(
+        data_root={str(tmp_path / 'data')!r}, pipeline=[dict(type='LoadImageFromFile'), dict(type='PackInputs')]
+    ),
+)
+"""
+    )
+    predictions = tmp_path / 'predictions.pkl'
+    outcome = run(REPO / 'tools' / 'test.py', config, result.dst, '--work-dir', tmp_path / 'work', '--out', predictions)
+    assert outcome.returncode == 0, outcome.stderr[-2000:]
+
+    normalised = (
+        torch.from_numpy(images).permute(0, 3, 1, 2).float() - torch.tensor(MEAN).view(1, 3, 1, 1)
+    ) / torch.tensor(STD).view(1, 3, 1, 1)
+    expected = logits(result.torchvision_model, normalised).softmax(1)
+    scores = torch.stack([sample['pred_score'] for sample in pickle.loads(predictions.read_bytes())])
+    torch.testing.assert_close(scores, expected, rtol=1e-4, atol=1e-6)
+
+
+def test_reverse_gives_torchvision_our_trained_weights(tmp_path: Path) -> None:
+    """A checkpoint of our runner (message hub and all) goes to torchvision with the same logits."""
+    model = randomize_batchnorm(build_classifier('121'))
+    history = HistoryBuffer()
+    history.update(2.5)
+    checkpoint = dict(
+        meta=dict(epoch=90, seed=np.int64(3)),
+        state_dict=model.state_dict(),
+        message_hub=dict(log_scalars={'train/loss': history}, runtime_info={'eta': np.float64(0.0)}),
+    )
+    src = tmp_path / 'epoch_90.pth'
+    torch.save(checkpoint, src)
+    dst = tmp_path / 'densenet121_tv.pth'
+    result = convert('--reverse', src, dst)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[:2] == ['arch: DenseNet-121', f'tensors: {len(model.state_dict())}']
+    torchvision_model = torchvision.models.densenet121()
+    torchvision_model.load_state_dict(torch.load(dst, weights_only=True), strict=True)
+    images = torch.randn(1, 3, 224, 224)
+    assert_same_logits(logits(torchvision_model.eval(), images), logits(model, images))
+
+
+class RunsCommand:
+    """Pickles into a call of os.system, as a malicious checkpoint would."""
+
+    def __init__(self, command: str) -> None:
+        self.command = command
+
+    def __reduce__(self) -> tuple:
+        return os.system, (self.command,)
+
+
+def resnet_checkpoint(path: Path) -> None:
+    torch.save(torchvision.models.resnet18().state_dict(), path)
+
+
+def missing_tensor(path: Path) -> None:
+    state_dict = published_layout(torchvision.models.densenet121().state_dict())
+    del state_dict['features.denseblock2.denselayer3.norm.2.running_var']
+    torch.save(state_dict, path)
+
+
+def wrong_shape(path: Path) -> None:
+    state_dict = torchvision.models.densenet121().state_dict()
+    state_dict['features.denseblock1.denselayer2.conv1.weight'] = torch.zeros(128, 95, 1, 1)
+    torch.save(state_dict, path)
+
+
+def malicious(path: Path) -> None:
+    marker = path.with_name('code_ran')
+    torch.save({'state_dict': {'classifier.bias': torch.zeros(3)}, 'x': RunsCommand(f'touch {marker}')}, path)
+
+
+BAD_INPUTS = {
+    'missing file': (None, 'cannot read'),
+    'empty file': (lambda path: path.write_bytes(b''), 'is empty'),
+    'random bytes': (lambda path: path.write_bytes(np.random.default_rng(0).bytes(4096)), 'not a PyTorch checkpoint'),
+    'resnet': (resnet_checkpoint, "'conv1.weight' is not a key of a torchvision DenseNet"),
+    'tensor missing': (missing_tensor, 'missing tensor features.denseblock2.denselayer3.norm2.running_var'),
+    'wrong shape': (wrong_shape, 'features.denseblock1.denselayer2.conv1.weight has shape (128, 95, 1, 1)'),
+    'code inside': (malicious, 'refusing'),
+    'not a state dict': (lambda path: torch.save([1, 2], path), 'holds no state dict'),
+}
+
+
+@pytest.mark.parametrize('case', BAD_INPUTS)
+def test_bad_input_fails_cleanly_and_writes_nothing(case: str, tmp_path: Path) -> None:
+    make, message = BAD_INPUTS[case]
+    src = tmp_path / 'input.pth'
+    if make is not None:
+        make(src)
+    before = (sha256(src), src.stat().st_mtime_ns) if src.exists() else None
+    dst = tmp_path / 'out' / 'converted.pth'
+    result = convert(src, dst)
+    assert_failed_cleanly(result)
+    assert message in result.stderr
+    assert not (tmp_path / 'out').exists()
+    assert not (tmp_path / 'code_ran').exists()
+    assert ((sha256(src), src.stat().st_mtime_ns) if src.exists() else None) == before
+
+
+def test_refuses_to_overwrite_its_input_or_a_wrong_arch(converted: Callable[[str], Converted], tmp_path: Path) -> None:
+    result = converted('169')
+    before = (sha256(result.src), result.src.stat().st_mtime_ns)
+    same = convert(result.src, result.src)
+    assert_failed_cleanly(same)
+    assert 'is the input file' in same.stderr
+    linked = tmp_path / 'link.pth'
+    linked.symlink_to(result.src)
+    assert_failed_cleanly(convert(result.src, linked))
+
+    existing = tmp_path / 'existing.pth'
+    existing.write_bytes(b'keep me')
+    wrong_arch = convert('--arch', '121', result.src, existing)
+    assert_failed_cleanly(wrong_arch)
+    assert 'holds DenseNet-169, not the requested DenseNet-121' in wrong_arch.stderr
+    assert existing.read_bytes() == b'keep me'
+    assert (sha256(result.src), result.src.stat().st_mtime_ns) == before
+    assert sorted(path.name for path in tmp_path.iterdir()) == ['existing.pth', 'link.pth']
+
+
+def test_reverse_refuses_torchvision_input(converted: Callable[[str], Converted], tmp_path: Path) -> None:
+    result = convert('--reverse', converted('121').src, tmp_path / 'out.pth')
+    assert_failed_cleanly(result)
+    assert 'not a DenseNet-121/169/201/161' in result.stderr
+    assert not (tmp_path / 'out.pth').exists()
