@@ -1,0 +1,36 @@
+# SVHN as the paper uses it: train and extra (604,388 images) for training, test for evaluation,
+# no augmentation, pixels divided by 255. The images are read from an ImageNet-style folder:
+# data/svhn/{train,test}/ with meta/{train,test}.txt listing "relative/path.png label" lines.
+dataset_type = 'CustomDataset'
+data_root = 'data/svhn'
+
+data_preprocessor = dict(
+    num_classes=10,
+    mean=[0.0, 0.0, 0.0],
+    std=[255.0, 255.0, 255.0],
+    to_rgb=True,  # images load as BGR
+)
+
+pipeline = [dict(type='LoadImageFromFile'), dict(type='PackInputs')]
+
+train_dataloader = dict(
+    batch_size=64,
+    num_workers=2,
+    sampler=dict(type='DefaultSampler', shuffle=True),
+    dataset=dict(
+        type=dataset_type, data_root=data_root, data_prefix='train', ann_file='meta/train.txt', pipeline=pipeline
+    ),
+)
+
+val_dataloader = dict(
+    batch_size=64,
+    num_workers=2,
+    sampler=dict(type='DefaultSampler', shuffle=False),
+    dataset=dict(
+        type=dataset_type, data_root=data_root, data_prefix='test', ann_file='meta/test.txt', pipeline=pipeline
+    ),
+)
+val_evaluator = dict(type='Accuracy', topk=(1, 5))
+
+test_dataloader = val_dataloader
+test_evaluator = val_evaluator

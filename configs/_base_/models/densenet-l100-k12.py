@@ -1,0 +1,3 @@
+_base_ = './densenet-bc-l100-k12.py'
+
+model = dict(backbone=dict(arch='l100-k12'), head=dict(in_channels=1168))
