@@ -235,7 +235,7 @@ class DenseNet(BaseModule):
         ),
     ) -> None:
         super().__init__(init_cfg=list(init_cfg) if isinstance(init_cfg, tuple) else init_cfg)
-        setting = self._resolve_arch(arch)
+        setting = self.resolve_arch(arch)
         depths = setting['depths']
         num_blocks = len(depths)
         self.out_indices = self._check_out_indices(out_indices, num_blocks)
@@ -292,7 +292,8 @@ class DenseNet(BaseModule):
         self._freeze_stages()
 
     @classmethod
-    def _resolve_arch(cls, arch: Union[str, dict]) -> ArchSetting:
+    def resolve_arch(cls, arch: Union[str, dict]) -> ArchSetting:
+        """The full setting (with defaults) of a named or dict ``arch``; raises ValueError if invalid."""
         if isinstance(arch, str):
             if arch.lower() not in cls.arch_settings:
                 raise ValueError(f'arch must be one of {sorted(cls.arch_settings)} or a dict, got {arch!r}')
