@@ -1,5 +1,4 @@
-"""Analysis tools: FLOPs and parameter counts, training curves and image inference."""
+"""Analysis tools: FLOPs and parameter counts, training curves and image inference.
 
-from .curves import plot_training_curves
-
-__all__ = ['plot_training_curves']
+Import the submodules (``curves``, ``complexity``, ``inference``); each pulls in only what it needs.
+"""

@@ -29,13 +29,14 @@ def reraise_as_tool_error(what: str) -> Iterator[None]:
 
 
 def run_cli(main: Callable[[], object]) -> None:
-    """Run a tool's ``main``; any error ends the process with one line on stderr and status 1."""
+    """Run a tool's ``main``; any error ends it with one line on stderr (as argparse's) and status 1."""
+    prog = Path(sys.argv[0]).name
     try:
         main()
     except ToolError as exc:
-        sys.exit(f'error: {exc}')
+        sys.exit(f'{prog}: error: {exc}')
     except Exception as exc:
-        sys.exit(f'error: {type(exc).__name__}: {one_line(exc)}')
+        sys.exit(f'{prog}: error: {type(exc).__name__}: {one_line(exc)}')
 
 
 def _current_umask() -> int:

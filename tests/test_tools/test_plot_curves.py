@@ -1,8 +1,5 @@
 """tools/analysis_tools/plot_curves.py on the log of a real (tiny) mmengine training run."""
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -10,12 +7,12 @@ import torch
 from mmengine.runner import Runner
 from mmpretrain.structures import DataSample
 from PIL import Image
+from tool_subprocess import assert_one_line_error, run_tool
 from torch.utils.data import Dataset
 
 import mmdensenet  # noqa: F401  (registers mmdensenet.DenseNet)
 
-REPO = Path(__file__).resolve().parents[2]
-TOOL = REPO / 'tools' / 'analysis_tools' / 'plot_curves.py'
+TOOL = 'analysis_tools/plot_curves.py'
 NUM_CLASSES = 6
 
 
@@ -73,11 +70,6 @@ def work_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return work_dir
 
 
-def run_tool(*args: object) -> subprocess.CompletedProcess:
-    env = {**os.environ, 'PYTHONPATH': os.pathsep.join(filter(None, [str(REPO), os.environ.get('PYTHONPATH')]))}
-    return subprocess.run([sys.executable, str(TOOL), *map(str, args)], capture_output=True, text=True, env=env)
-
-
 def assert_png(path: Path) -> None:
     with Image.open(path) as image:
         assert image.format == 'PNG'
@@ -93,7 +85,7 @@ def test_plots_a_real_run(work_dir: Path, tmp_path: Path, which: str) -> None:
         'timestamp.json': vis_data / f'{vis_data.parent.name}.json',
     }[which]
     out = tmp_path / 'curves.png'
-    result = run_tool(log, '--out', out)
+    result = run_tool(TOOL, log, '--out', out)
     assert result.returncode == 0, result.stderr
     assert str(out) in result.stdout
     assert_png(out)
@@ -110,10 +102,7 @@ def test_plots_a_real_run(work_dir: Path, tmp_path: Path, which: str) -> None:
 )
 def test_bad_input_is_one_line_and_writes_nothing(tmp_path: Path, make_input, expected: str) -> None:
     out = tmp_path / 'curves.png'
-    result = run_tool(make_input(tmp_path), '--out', out)
-    assert result.returncode != 0
-    assert result.stderr.count('\n') == 1 and expected in result.stderr, result.stderr
-    assert 'Traceback' not in result.stderr
+    assert_one_line_error(run_tool(TOOL, make_input(tmp_path), '--out', out), expected)
     assert not out.exists()
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith('.')] == []
 

@@ -1,0 +1,49 @@
+"""Print configs' parameters and FLOPs, in mmpretrain's table convention and in mmengine's.
+
+python tools/analysis_tools/get_flops.py configs/densenet121_4xb256_in1k.py [CONFIG ...] [--shape H W]
+"""
+
+import argparse
+
+from mmdensenet.analysis.building import build_model, load_config
+from mmdensenet.analysis.cli import ToolError, run_cli
+from mmdensenet.analysis.complexity import analyze_complexity
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('configs', nargs='+', metavar='CONFIG', help='config files')
+    parser.add_argument('--shape', type=int, nargs='+', default=[224, 224], help='input size: H W, or one size')
+    args = parser.parse_args()
+    if len(args.shape) not in (1, 2) or min(args.shape) < 1:
+        parser.error(f'--shape takes one or two positive sizes, got {args.shape}')
+    return args
+
+
+def report(config: str, height: int, width: int) -> str:
+    model = build_model(load_config(config))
+    try:
+        complexity = analyze_complexity(model, (3, height, width))
+    except RuntimeError as exc:  # e.g. an input too small for the network
+        raise ToolError(f'{config}: cannot run the model on a {height}x{width} input: {exc}') from exc
+    return '\n'.join(
+        [
+            f'Config: {config}',
+            f'Input shape: (3, {height}, {width}); FLOPs of the extract_feat path (backbone and neck)',
+            f'Params: {complexity.params:,}',
+            f'FLOPs (mmpretrain table convention): {complexity.flops:,}',
+            f'FLOPs (mmengine get_model_complexity_info): {complexity.mmengine_flops:,}',
+            f'Params(M) / Flops(G): {complexity.table_style()}',
+        ]
+    )
+
+
+def main() -> None:
+    args = parse_args()
+    height, width = args.shape * 2 if len(args.shape) == 1 else args.shape
+    for i, config in enumerate(args.configs):
+        print(('\n' if i else '') + report(config, height, width), flush=True)
+
+
+if __name__ == '__main__':
+    run_cli(main)
