@@ -1,0 +1,60 @@
+"""Two-process training and testing on CPU (gloo), through the scripts a multi-GPU run uses."""
+
+import pickle
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+from cli_helpers import REPO, assert_ok, free_port, python, run
+
+from mmdensenet.analysis.curves import find_scalar_log, read_scalar_log
+
+
+@pytest.fixture(scope='module')
+def dist_trained(tiny_config: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    work_dir = tmp_path_factory.mktemp('dist_work_dir')
+    result = run(
+        'bash', REPO / 'tools' / 'dist_train.sh', tiny_config, 2,
+        '--work-dir', work_dir, '--auto-scale-lr', '--cfg-options', 'train_cfg.max_epochs=1',
+        env={'PORT': str(free_port())},
+    )  # fmt: skip
+    assert_ok(result)
+    return work_dir
+
+
+def test_dist_train_splits_the_data_and_scales_the_lr(dist_trained: Path) -> None:
+    log = read_scalar_log(find_scalar_log(dist_trained))
+    assert [r['step'] for r in log.train] == [1, 2, 3]  # 12 images, 2 processes x 2 per batch
+    # lr 0.4 for 1024 images rescaled to 2 x 2, warming up from a quarter of it.
+    assert log.train[0]['lr'] == pytest.approx(0.4 * 4 / 1024 * 0.25)
+    assert (dist_trained / 'epoch_1.pth').is_file()
+
+
+def test_dist_test_gathers_every_process(dist_trained: Path, tiny_config: Path, tmp_path: Path) -> None:
+    out = tmp_path / 'predictions.pkl'
+    result = run(
+        'bash', REPO / 'tools' / 'dist_test.sh', tiny_config, dist_trained / 'epoch_1.pth', 2,
+        '--work-dir', tmp_path / 'test', '--out', out,
+        env={'PORT': str(free_port())},
+    )  # fmt: skip
+    assert_ok(result)
+    assert len(pickle.loads(out.read_bytes())) == 6
+
+
+def test_slurm_launcher_runs_without_gpus(dist_trained: Path, tiny_config: Path, tmp_path: Path) -> None:
+    """Two tasks as srun starts them: only the SLURM_* variables say who is who."""
+    out = tmp_path / 'predictions.pkl'
+    port = str(free_port())
+    command = [REPO / 'tools' / 'test.py', tiny_config, dist_trained / 'epoch_1.pth', '--launcher', 'slurm']
+    command += ['--work-dir', tmp_path / 'test', '--out', out]
+    slurm_env = dict(SLURM_NTASKS='2', SLURM_NODELIST='localhost', MASTER_ADDR='127.0.0.1', MASTER_PORT=port)
+    with ThreadPoolExecutor(2) as pool:
+        tasks = [
+            pool.submit(python, *command, env={**slurm_env, 'SLURM_PROCID': str(rank), 'SLURM_LOCALID': str(rank)})
+            for rank in (0, 1)
+        ]
+    results = [task.result() for task in tasks]
+    for result in results:
+        assert_ok(result)
+    assert 'Distributed launcher: slurm' in results[0].stdout and 'GPU number: 2' in results[0].stdout
+    assert len(pickle.loads(out.read_bytes())) == 6
