@@ -1,0 +1,89 @@
+"""The table's checkpoints (mmpretrain's layout) need no conversion; ours go back to torchvision."""
+
+from pathlib import Path
+
+import pytest
+import torch
+import torchvision
+from mmengine.config import Config
+from mmengine.runner import load_checkpoint
+from mmpretrain.registry import MODELS
+from torch import nn
+
+from mmdensenet.weights import CheckpointError, from_torchvision, to_torchvision
+
+REPO = Path(__file__).resolve().parents[2]
+CHANNELS = {'121': 1024, '169': 1664, '201': 1920, '161': 2208}
+
+
+def randomize_batchnorm(model: nn.Module) -> nn.Module:
+    """Statistics and affine parameters far from their defaults; eval mode."""
+    for module in model.modules():
+        if isinstance(module, nn.BatchNorm2d):
+            module.running_mean.copy_(torch.randn(module.num_features) * 0.1)
+            module.running_var.copy_(torch.rand(module.num_features) + 0.5)
+            with torch.no_grad():
+                module.weight.copy_(torch.rand(module.num_features) + 0.5)
+                module.bias.copy_(torch.randn(module.num_features) * 0.1)
+    return model.eval()
+
+
+def mmpretrain_classifier(arch: str) -> nn.Module:
+    """mmpretrain's own DenseNet classifier, as its model zoo's checkpoints were saved from."""
+    backbone = dict(type='DenseNet', arch=arch)
+    head = dict(type='LinearClsHead', num_classes=1000, in_channels=CHANNELS[arch])
+    model = MODELS.build(
+        dict(type='ImageClassifier', backbone=backbone, neck=dict(type='GlobalAveragePooling'), head=head)
+    )
+    assert type(model.backbone).__module__.startswith('mmpretrain')
+    return randomize_batchnorm(model)
+
+
+def assert_same_logits(ours: torch.Tensor, theirs: torch.Tensor) -> None:
+    assert theirs.std() > 0 and theirs.isfinite().all()
+    torch.testing.assert_close(ours, theirs, rtol=1e-5, atol=1e-5 * theirs.abs().max().item())
+
+
+def our_classifier(arch: str) -> nn.Module:
+    return MODELS.build(Config.fromfile(REPO / 'configs' / f'densenet{arch}_4xb256_in1k.py').model).eval()
+
+
+# Files converted from torchvision's may lack num_batches_tracked; BatchNorm then assumes 0.
+@pytest.mark.parametrize(('arch', 'with_batches_tracked'), [('121', True), ('121', False), ('161', True)])
+def test_table_checkpoints_load_strictly_with_mmpretrain_logits(
+    arch: str, with_batches_tracked: bool, tmp_path: Path
+) -> None:
+    theirs = mmpretrain_classifier(arch)
+    state_dict = {k: v for k, v in theirs.state_dict().items() if with_batches_tracked or 'num_batches' not in k}
+    path = tmp_path / f'densenet{arch}_4xb256_in1k_20220426-00000000.pth'
+    torch.save({'meta': {'mmcls_version': '0.23.0'}, 'state_dict': state_dict}, path)
+
+    ours = our_classifier(arch)
+    load_checkpoint(ours, str(path), map_location='cpu', strict=True)
+    images = torch.randn(1, 3, 224, 224)
+    with torch.no_grad():
+        expected = theirs(images, mode='tensor')
+        assert_same_logits(ours(images, mode='tensor'), expected)
+
+    if with_batches_tracked and arch == '121':
+        torchvision_path = tmp_path / 'densenet121_tv.pth'
+        conversion = to_torchvision(str(path), str(torchvision_path), arch='121')
+        assert (conversion.arch, conversion.tensors, conversion.filled) == ('121', len(state_dict), 0)
+        torchvision_model = torchvision.models.densenet121()
+        torchvision_model.load_state_dict(torch.load(torchvision_path, weights_only=True), strict=True)
+        with torch.no_grad():
+            torch.testing.assert_close(
+                torchvision_model.eval()(images), expected, rtol=1e-5, atol=1e-5 * expected.abs().max()
+            )
+
+
+def test_conversions_report_what_they_wrote(tmp_path: Path) -> None:
+    src = tmp_path / 'densenet169-b2777c0a.pth'
+    torch.save(torchvision.models.densenet169().state_dict(), src)
+    conversion = from_torchvision(str(src), str(tmp_path / 'out.pth'))
+    assert (conversion.arch, conversion.filled, conversion.output) == ('169', 0, str(tmp_path / 'out.pth'))
+    assert conversion.summary().splitlines()[0] == 'arch: DenseNet-169'
+    with pytest.raises(CheckpointError, match=r'densenet169-b2777c0a.pth: it holds DenseNet-169, not the requested'):
+        from_torchvision(str(src), str(tmp_path / 'other.pth'), arch='201')
+    with pytest.raises(CheckpointError, match='is a directory'):
+        from_torchvision(str(src), str(tmp_path))
