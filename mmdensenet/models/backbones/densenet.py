@@ -151,12 +151,13 @@ class _DenseBlock(nn.Module):
         return torch.cat(features, 1)
 
     def _use_shared_buffer(self, x: Tensor) -> bool:
-        """Whether the shared-buffer block applies: BN-ReLU layers, eager, no autocast, no dropout.
+        """Whether the shared-buffer block applies: BN-ReLU layers, eager (no compile, no trace, no
+        autocast), no dropout.
 
         It recomputes BN-ReLU in backward, so it trains only in memory-efficient mode; the
         plain mode uses it where nothing needs gradients.
         """
-        if torch.compiler.is_compiling() or torch.is_autocast_enabled(x.device.type):
+        if torch.compiler.is_compiling() or torch.jit.is_tracing() or torch.is_autocast_enabled(x.device.type):
             return False
         if not all(layer.supports_shared_buffer() for layer in self.block):
             return False

@@ -1,0 +1,121 @@
+"""Export a classifier config (and checkpoint) to ONNX and check onnxruntime against PyTorch.
+
+python tools/deployment/export_onnx.py CONFIG [CHECKPOINT] OUT.onnx [--img-size 224] [--opset 17]
+
+The ONNX model takes ``images``, a float batch of shape (N, 3, H, W) normalised as the config's
+data preprocessor does (mean and std, RGB), with a dynamic batch size, and returns ``logits``
+of shape (N, num_classes). Without a checkpoint the weights are random (PyTorch's defaults).
+The file is written only if onnxruntime's logits match PyTorch's to within --tolerance.
+"""
+
+import argparse
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn as nn
+
+from mmdensenet.analysis.building import build_model, load_config
+from mmdensenet.analysis.cli import ToolError, atomic_output, reraise_as_tool_error, run_cli
+from mmdensenet.weights import CheckpointError, read_checkpoint, unwrap_state_dict
+
+
+class Logits(nn.Module):
+    """An mmpretrain classifier as a plain function from images to class logits."""
+
+    def __init__(self, classifier: nn.Module) -> None:
+        super().__init__()
+        self.classifier = classifier
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.classifier(images, mode='tensor')
+
+
+def load_weights(model: nn.Module, checkpoint: str) -> None:
+    """Loads a checkpoint's state dict (weights only) into ``model``; every key must match."""
+    try:
+        state_dict = unwrap_state_dict(read_checkpoint(checkpoint)[0], checkpoint)
+    except CheckpointError as exc:
+        raise ToolError(str(exc)) from exc
+    expected = model.state_dict()
+    missing = sorted(expected.keys() - state_dict.keys())
+    unexpected = sorted(state_dict.keys() - expected.keys())
+    if missing or unexpected:
+        raise ToolError(
+            f'{checkpoint} does not fit the config: {len(missing)} missing keys (e.g. {missing[:1]}), '
+            f'{len(unexpected)} unexpected (e.g. {unexpected[:1]})'
+        )
+    with reraise_as_tool_error(f'{checkpoint} does not fit the config'):
+        model.load_state_dict(state_dict)
+
+
+def export(model: nn.Module, img_size: int, opset: int, out_file: Path) -> None:
+    images = torch.randn(1, 3, img_size, img_size)
+    with warnings.catch_warnings():
+        # The TorchScript-based exporter, deprecated but complete; torch.export's needs onnxscript.
+        warnings.simplefilter('ignore', DeprecationWarning)
+        torch.onnx.export(
+            model,
+            (images,),
+            str(out_file),
+            dynamo=False,
+            input_names=['images'],
+            output_names=['logits'],
+            dynamic_axes={'images': {0: 'batch'}, 'logits': {0: 'batch'}},
+            opset_version=opset,
+        )
+
+
+def max_difference(model: nn.Module, onnx_file: Path, img_size: int) -> float:
+    """Largest absolute difference between onnxruntime's and PyTorch's logits on random images."""
+    import onnxruntime
+
+    images = torch.randn(2, 3, img_size, img_size, generator=torch.Generator().manual_seed(0))
+    session = onnxruntime.InferenceSession(str(onnx_file), providers=['CPUExecutionProvider'])
+    (onnx_logits,) = session.run(['logits'], {'images': images.numpy()})
+    with torch.no_grad():
+        torch_logits = model(images).numpy()
+    return float(np.abs(onnx_logits - torch_logits).max())
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('config', help='a classifier config')
+    parser.add_argument('files', nargs='+', metavar='[CHECKPOINT] OUT.onnx', help='optional weights, then the output')
+    parser.add_argument('--img-size', type=int, default=224, help='height and width of the images')
+    parser.add_argument('--opset', type=int, default=17, help='ONNX opset version')
+    parser.add_argument('--tolerance', type=float, default=1e-4, help='largest difference accepted')
+    args = parser.parse_args()
+    if len(args.files) > 2:
+        parser.error('expected CONFIG [CHECKPOINT] OUT.onnx')
+    args.checkpoint, args.out = (None, *args.files) if len(args.files) == 1 else args.files
+    args.out = Path(args.out)
+    if args.out.suffix != '.onnx':
+        parser.error(f'the output must be a .onnx file, got {args.out}')
+    if args.img_size < 32:
+        parser.error('--img-size must be at least 32')
+    return args
+
+
+def main() -> None:
+    args = parse_args()
+    inputs = [Path(args.config), *([Path(args.checkpoint)] if args.checkpoint else [])]
+    if any(path.exists() and path.resolve() == args.out.resolve() for path in inputs):
+        raise ToolError(f'refusing to overwrite an input: {args.out}')
+    classifier = build_model(load_config(args.config))
+    if args.checkpoint:
+        load_weights(classifier, args.checkpoint)
+    model = Logits(classifier).eval()
+    with atomic_output(args.out) as tmp:
+        with reraise_as_tool_error('ONNX export failed'):
+            export(model, args.img_size, args.opset, tmp)
+        difference = max_difference(model, tmp, args.img_size)
+        if not difference <= args.tolerance:
+            raise ToolError(f'onnxruntime differs from PyTorch by {difference:.2e} (> {args.tolerance:g}), not written')
+    weights = args.checkpoint or 'random weights'
+    print(f'{args.out} written ({weights}); onnxruntime matches PyTorch to {difference:.1e} (max abs difference)')
+
+
+if __name__ == '__main__':
+    run_cli(main)
