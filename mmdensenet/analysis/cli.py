@@ -8,7 +8,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 
-class ToolError(Exception):
+class ToolError(ValueError):
     """An error in the user's input, reported as one line without a traceback."""
 
 
@@ -29,14 +29,20 @@ def reraise_as_tool_error(what: str) -> Iterator[None]:
 
 
 def run_cli(main: Callable[[], object]) -> None:
-    """Run a tool's ``main``; any error ends it with one line on stderr (as argparse's) and status 1."""
-    prog = Path(sys.argv[0]).name
+    """Run a tool's ``main``; any error ends it with one line on stderr and status 1."""
     try:
         main()
     except ToolError as exc:
-        sys.exit(f'{prog}: error: {exc}')
+        sys.exit(f'error: {exc}')
     except Exception as exc:
-        sys.exit(f'{prog}: error: {type(exc).__name__}: {one_line(exc)}')
+        sys.exit(f'error: {type(exc).__name__}: {one_line(exc)}')
+
+
+def require_png(out_file: Path) -> Path:
+    """``out_file`` if it names a PNG; the tools write PNG whatever the name says otherwise."""
+    if out_file.suffix.lower() != '.png':
+        raise ToolError(f'the output must be a .png file, got {out_file}')
+    return out_file
 
 
 def _current_umask() -> int:

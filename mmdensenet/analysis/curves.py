@@ -15,7 +15,7 @@ from typing import Union
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-from .cli import atomic_output
+from .cli import atomic_output, require_png
 
 SCALAR_LOG_NAME = 'scalars.json'
 LOSS_PREFIX = 'loss'
@@ -114,9 +114,7 @@ def plot_training_curves(log_path: Union[str, Path], out_file: Union[str, Path])
     Returns:
         The path of the PNG.
     """
-    out_file = Path(out_file)
-    if out_file.suffix.lower() != '.png':
-        raise ValueError(f'the output must be a .png file, got {out_file}')
+    out_file = require_png(Path(out_file))
     log_file = find_scalar_log(log_path)
     log = read_scalar_log(log_file)
     if not log.loss_keys:

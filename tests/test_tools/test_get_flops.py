@@ -17,7 +17,7 @@ TABLE = {
 TINY_CONFIG = (
     f'_base_ = [{str(BASE_CONFIG)!r}]\n'
     'model = dict(backbone=dict(arch=dict(_delete_=True, growth_rate=8, depths=(1, 2), init_channels=16)),'
-    ' head=dict(in_channels=20))\n'
+    ' head=dict(in_channels=28))\n'
 )
 
 

@@ -1,0 +1,154 @@
+"""Classify one image with a config and a checkpoint, and draw the result.
+
+The image goes through the config's test pipeline and the model's data preprocessor, as in
+``tools/test.py``. Class names come from the checkpoint's ``meta.dataset_meta`` (what
+mmengine's Runner saves), else from the config's test dataset (its ``classes``/``metainfo``
+or the dataset class's own), else they are the class indices.
+"""
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Optional, Union
+
+import mmcv
+import numpy as np
+import torch
+import torch.nn as nn
+from matplotlib.figure import Figure
+from mmengine.config import Config
+from mmengine.dataset import Compose, pseudo_collate
+from mmengine.registry import DATASETS, DefaultScope
+
+from mmdensenet.weights import read_checkpoint, unwrap_state_dict
+
+from .building import DEFAULT_SCOPE, build_model, load_config
+from .cli import ToolError, atomic_output, require_png, reraise_as_tool_error
+
+LOADING_TRANSFORMS = ('LoadImageFromFile', 'mmpretrain.LoadImageFromFile')
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """One class of a top-k prediction."""
+
+    label: int
+    name: str
+    score: float  # probability in [0, 1]
+
+
+class ImageClassification:
+    """A classifier built from a config, its weights loaded from an untrusted checkpoint.
+
+    Args:
+        config: Config file of the model.
+        checkpoint: Checkpoint file, read with ``weights_only=True``.
+        device: Where the model runs.
+    """
+
+    def __init__(self, config: Union[str, Path], checkpoint: Union[str, Path], device: str = 'cpu') -> None:
+        self.cfg = load_config(config)
+        loaded = _read_checkpoint(checkpoint)
+        self.model = build_model(self.cfg)
+        _load_weights(self.model, unwrap_state_dict(loaded, str(checkpoint)), checkpoint)
+        with reraise_as_tool_error(f'cannot use device {device!r}'):
+            self.model.to(device).eval()
+        self.pipeline = _test_pipeline(self.cfg)
+        self._checkpoint_classes = _meta_classes(loaded)
+
+    def predict(self, image: np.ndarray, topk: int = 5) -> list[Prediction]:
+        """The ``topk`` most likely classes of a BGR ``image`` (as mmcv reads it)."""
+        data = self.pipeline(dict(img=image, img_shape=image.shape[:2], ori_shape=image.shape[:2]))
+        with torch.no_grad():
+            scores = self.model.test_step(pseudo_collate([data]))[0].pred_score.cpu()
+        names = self.class_names(len(scores))
+        values, labels = scores.topk(min(topk, len(scores)))
+        return [Prediction(int(i), names[i], float(v)) for v, i in zip(values, labels)]
+
+    def class_names(self, num_classes: int) -> list[str]:
+        """Names of the model's classes, from the checkpoint or the config; indices if neither has them."""
+        for names in (self._checkpoint_classes, _config_classes(self.cfg)):
+            if names is not None and len(names) == num_classes:
+                return [str(name) for name in names]
+        return [str(i) for i in range(num_classes)]
+
+
+def _read_checkpoint(path: Union[str, Path]) -> Any:
+    with reraise_as_tool_error('cannot load checkpoint'):
+        return read_checkpoint(str(path))[0]
+
+
+def _load_weights(model: nn.Module, state_dict: dict, path: Union[str, Path]) -> None:
+    with reraise_as_tool_error(f'checkpoint {path} does not fit the model'):
+        result = model.load_state_dict(state_dict, strict=False)
+    problems = [
+        f'{len(keys)} {kind} keys (e.g. {keys[0]})'
+        for kind, keys in (('missing', result.missing_keys), ('unexpected', result.unexpected_keys))
+        if keys
+    ]
+    if problems:
+        raise ToolError(f'checkpoint {path} does not fit the model: {", ".join(problems)}')
+
+
+def _meta_classes(checkpoint: Any) -> Optional[Sequence]:
+    if not isinstance(checkpoint, dict):
+        return None
+    dataset_meta = (checkpoint.get('meta') or {}).get('dataset_meta') or {}
+    return dataset_meta.get('classes')
+
+
+def _test_dataset_cfg(cfg: Config) -> dict:
+    dataset = cfg.get('test_dataloader', {}).get('dataset', {})
+    return dataset.get('dataset', dataset)  # unwrap a dataset wrapper such as RepeatDataset
+
+
+def _config_classes(cfg: Config) -> Optional[Sequence]:
+    dataset = _test_dataset_cfg(cfg)
+    names = dataset.get('classes') or (dataset.get('metainfo') or {}).get('classes')
+    if names is None and isinstance(dataset.get('type'), str):
+        with DATASETS.switch_scope_and_registry(cfg.get('default_scope', DEFAULT_SCOPE)) as registry:
+            dataset_class = registry.get(dataset['type'])
+        names = getattr(dataset_class, 'METAINFO', {}).get('classes')
+    return names
+
+
+def _test_pipeline(cfg: Config) -> Compose:
+    """The config's test pipeline, less its loading step (the image is read beforehand)."""
+    steps = cfg.get('test_pipeline') or _test_dataset_cfg(cfg).get('pipeline')
+    if not steps:
+        raise ToolError('the config has no test_pipeline nor test_dataloader.dataset.pipeline')
+    steps = [step for step in steps if step.get('type') not in LOADING_TRANSFORMS]
+    scope = cfg.get('default_scope', DEFAULT_SCOPE)
+    with reraise_as_tool_error("cannot build the config's test pipeline"), DefaultScope.overwrite_default_scope(scope):
+        return Compose(steps)
+
+
+def read_image(path: Union[str, Path]) -> np.ndarray:
+    """Read an image file as a BGR array, as mmpretrain's LoadImageFromFile does."""
+    path = Path(path)
+    if not path.is_file():
+        raise ToolError(f'no such image file: {path}')
+    image = mmcv.imfrombytes(path.read_bytes())
+    if image is None:
+        raise ToolError(f'cannot decode image {path}')
+    return image
+
+
+def draw_predictions(image: np.ndarray, predictions: Sequence[Prediction], out_file: Union[str, Path]) -> Path:
+    """Save a PNG of the BGR ``image`` under its top-1 class, beside a bar chart of all ``predictions``."""
+    out_file = require_png(Path(out_file))
+    figure = Figure(figsize=(10, 4.5), layout='constrained')
+    image_axes, bar_axes = figure.subplots(1, 2, width_ratios=(1, 1.2))
+    image_axes.imshow(image[..., ::-1])
+    image_axes.set_axis_off()
+    best = predictions[0]
+    image_axes.set_title(f'{best.name} ({best.score:.1%})')
+    labels = [f'{p.name} [{p.label}]' for p in predictions]
+    bars = bar_axes.barh(labels[::-1], [p.score * 100 for p in predictions][::-1], color='tab:blue')
+    bar_axes.bar_label(bars, fmt='%.1f%%', padding=3)
+    bar_axes.set_xlim(0, 115)
+    bar_axes.set_xlabel('probability (%)')
+    bar_axes.set_title(f'top-{len(predictions)}')
+    with atomic_output(out_file) as tmp:
+        figure.savefig(tmp, format='png', dpi=100)
+    return out_file

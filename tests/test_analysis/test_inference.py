@@ -1,0 +1,94 @@
+"""mmdensenet.analysis.inference: prediction, class names and the picture, in-process."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from mmengine.config import Config
+from mmpretrain.datasets.categories import CIFAR10_CATEGORIES, IMAGENET_CATEGORIES
+from mmpretrain.registry import MODELS
+from PIL import Image
+
+import mmdensenet  # noqa: F401  (registers mmdensenet.DenseNet)
+from mmdensenet.analysis.cli import ToolError
+from mmdensenet.analysis.inference import ImageClassification, Prediction, draw_predictions, read_image
+
+REPO = Path(__file__).resolve().parents[2]
+TOP = [4, 1, 8]  # the classes the head's biases put first, in this order
+
+
+def write_config(path: Path, num_classes: int, extra: str = '') -> Path:
+    path.write_text(
+        f'_base_ = [{str(REPO / "configs" / "densenet121_4xb256_in1k.py")!r}]\n'
+        'model = dict(backbone=dict(arch=dict(_delete_=True, growth_rate=8, depths=(1, 2), init_channels=16)),'
+        f' head=dict(in_channels=28, num_classes={num_classes}))\n' + extra
+    )
+    return path
+
+
+def write_checkpoint(path: Path, config: Path, **extra) -> Path:
+    state_dict = MODELS.build(Config.fromfile(config).model).state_dict()
+    state_dict['head.fc.weight'].zero_()
+    state_dict['head.fc.bias'].zero_()
+    state_dict['head.fc.bias'][TOP] = torch.tensor([3.0, 2.0, 1.0])
+    torch.save(dict(state_dict=state_dict, **extra), path)
+    return path
+
+
+@pytest.fixture
+def image() -> np.ndarray:
+    return np.random.default_rng(0).integers(0, 256, (40, 30, 3), dtype=np.uint8)
+
+
+def test_predict_ranks_and_scores(tmp_path: Path, image: np.ndarray) -> None:
+    config = write_config(tmp_path / 'c.py', 10)
+    classifier = ImageClassification(config, write_checkpoint(tmp_path / 'c.pth', config))
+    predictions = classifier.predict(image, topk=3)
+    logits = torch.zeros(10)
+    logits[TOP] = torch.tensor([3.0, 2.0, 1.0])
+    assert [p.label for p in predictions] == TOP
+    assert [p.score for p in predictions] == pytest.approx(logits.softmax(0)[TOP].tolist(), abs=1e-5)
+    assert len(classifier.predict(image, topk=50)) == 10
+
+
+@pytest.mark.parametrize(
+    'num_classes, config_extra, meta, expected',
+    [
+        (1000, '', None, IMAGENET_CATEGORIES),  # the config's dataset type: ImageNet
+        (10, "test_dataloader = dict(dataset=dict(type='CIFAR10'))\n", None, CIFAR10_CATEGORIES),
+        (3, "test_dataloader = dict(dataset=dict(classes=['x', 'y', 'z']))\n", None, ('x', 'y', 'z')),
+        (3, '', None, ('0', '1', '2')),  # ImageNet's 1000 names do not fit 3 classes
+        (3, '', dict(dataset_meta=dict(classes=('a', 'b', 'c'))), ('a', 'b', 'c')),
+    ],
+)
+def test_class_names(tmp_path: Path, num_classes: int, config_extra: str, meta, expected) -> None:
+    config = write_config(tmp_path / 'c.py', max(num_classes, 9), config_extra)
+    extra = {} if meta is None else dict(meta=meta)
+    classifier = ImageClassification(config, write_checkpoint(tmp_path / 'c.pth', config, **extra))
+    assert classifier.class_names(num_classes) == list(expected)
+
+
+def test_checkpoint_that_does_not_fit(tmp_path: Path) -> None:
+    config = write_config(tmp_path / 'c.py', 10)
+    model = MODELS.build(Config.fromfile(config).model)
+    torch.save(model.backbone.state_dict(), tmp_path / 'backbone.pth')
+    with pytest.raises(ToolError, match=r'does not fit the model: \d+ missing keys \(e\.g\. backbone\.'):
+        ImageClassification(config, tmp_path / 'backbone.pth')
+
+
+def test_read_image_is_bgr(tmp_path: Path, image: np.ndarray) -> None:
+    Image.fromarray(image).save(tmp_path / 'rgb.png')
+    assert np.array_equal(read_image(tmp_path / 'rgb.png'), image[..., ::-1])
+    with pytest.raises(ToolError, match='no such image file'):
+        read_image(tmp_path / 'missing.png')
+
+
+def test_draw_predictions(tmp_path: Path, image: np.ndarray) -> None:
+    predictions = [Prediction(3, 'three', 0.7), Prediction(1, 'one', 0.2)]
+    out = draw_predictions(image, predictions, tmp_path / 'sub' / 'pred.png')
+    with Image.open(out) as picture:
+        assert picture.format == 'PNG'
+    with pytest.raises(ToolError, match=r'must be a \.png'):
+        draw_predictions(image, predictions, tmp_path / 'pred.jpg')
+    assert sorted(p.name for p in tmp_path.rglob('*')) == ['pred.png', 'sub']
