@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 from mmengine.config import Config
+from mmengine.logging import MessageHub
 from mmpretrain.datasets.categories import CIFAR10_CATEGORIES, IMAGENET_CATEGORIES
 from mmpretrain.registry import MODELS
 from PIL import Image
@@ -67,6 +68,15 @@ def test_class_names(tmp_path: Path, num_classes: int, config_extra: str, meta, 
     extra = {} if meta is None else dict(meta=meta)
     classifier = ImageClassification(config, write_checkpoint(tmp_path / 'c.pth', config, **extra))
     assert classifier.class_names(num_classes) == list(expected)
+
+
+def test_loads_the_extras_of_mmengine_checkpoints(tmp_path: Path, image: np.ndarray) -> None:
+    """The Runner also saves its message hub (HistoryBuffer, numpy arrays); weights-only loading allows them."""
+    hub = MessageHub('test_inference')
+    hub.update_scalar('train/loss', np.float64(0.5))
+    config = write_config(tmp_path / 'c.py', 10)
+    checkpoint = write_checkpoint(tmp_path / 'c.pth', config, message_hub=hub.state_dict())
+    assert [p.label for p in ImageClassification(config, checkpoint).predict(image, topk=3)] == TOP
 
 
 def test_checkpoint_that_does_not_fit(tmp_path: Path) -> None:
