@@ -60,8 +60,12 @@ def train(data_root: Path, work_dir: Path) -> None:
     """Trains the demo config on ``data_root`` with tools/train.py."""
     data_roots = [f'{loader}.dataset.data_root={data_root}' for loader in ('train_dataloader', 'val_dataloader')]
     command = [sys.executable, str(REPO / 'tools' / 'train.py'), str(CONFIG), '--work-dir', str(work_dir)]
-    pythonpath = os.pathsep.join(filter(None, [str(REPO), os.environ.get('PYTHONPATH')]))
-    subprocess.run([*command, '--cfg-options', *data_roots], check=True, env={**os.environ, 'PYTHONPATH': pythonpath})
+    env = {**os.environ, 'PYTHONPATH': os.pathsep.join(filter(None, [str(REPO), os.environ.get('PYTHONPATH')]))}
+    # The net is too small for intra-op threads to pay off; one thread also keeps the run
+    # fast on a busy machine, where competing thread pools slow each other down many times.
+    env.setdefault('OMP_NUM_THREADS', '1')
+    if subprocess.run([*command, '--cfg-options', *data_roots], env=env).returncode:
+        sys.exit('error: training failed (see its log above)')
 
 
 def main() -> None:
@@ -72,6 +76,8 @@ def main() -> None:
     args = parser.parse_args()
 
     if not (args.data_root / 'meta' / 'val.txt').is_file():
+        if args.data_root.exists():
+            sys.exit(f'error: {args.data_root} exists but holds no digits (no meta/val.txt); remove it or pick another')
         write_digits(args.data_root)
         print(f'wrote the digits to {args.data_root}')
     train(args.data_root, args.work_dir)
