@@ -10,7 +10,7 @@ import sys
 
 from mmengine.config import DictAction
 
-from mmdensenet.apis import UserInputError, test
+from mmdensenet.apis import UserInputError, evaluate
 
 
 def parse_args() -> argparse.Namespace:
@@ -33,7 +33,7 @@ def parse_args() -> argparse.Namespace:
 def main() -> None:
     args = parse_args()
     try:
-        test(
+        evaluate(
             args.config,
             args.checkpoint,
             work_dir=args.work_dir,

@@ -1,6 +1,6 @@
 """Entry points behind ``tools/train.py`` and ``tools/test.py``."""
 
 from .distributed import prepare_distributed
-from .runs import UserInputError, load_config, test, train
+from .runs import UserInputError, evaluate, load_config, train
 
-__all__ = ['UserInputError', 'load_config', 'prepare_distributed', 'test', 'train']
+__all__ = ['UserInputError', 'evaluate', 'load_config', 'prepare_distributed', 'train']

@@ -80,7 +80,7 @@ def train(
     return runner
 
 
-def test(
+def evaluate(
     config: Union[str, Path],
     checkpoint: str,
     work_dir: Optional[str] = None,
