@@ -1,0 +1,335 @@
+"""The mmdetection configs of configs/detection and the README's own-config example.
+
+The detectors train through mmdet's own data pipeline on a tiny COCO-format dataset that the
+tests write: four images with two filled rectangles each, boxes and polygons in a json.
+"""
+
+import json
+import logging
+import os
+import re
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import pytest
+import torch
+import torchvision
+from mmdet.apis import inference_detector
+from mmdet.datasets import CocoDataset
+from mmdet.registry import MODELS
+from mmengine.config import Config
+from mmengine.logging import MMLogger
+from mmengine.optim import build_optim_wrapper
+from mmengine.registry import init_default_scope
+from mmengine.runner import Runner
+from torch import nn
+from torch.nn.modules.batchnorm import _BatchNorm
+
+from mmdensenet.models import DenseNet
+from mmdensenet.weights import from_torchvision
+
+ROOT = Path(__file__).resolve().parents[2]
+CONFIGS = sorted((ROOT / 'configs' / 'detection').glob('*.py'))
+CONFIG_IDS = [path.stem for path in CONFIGS]
+RETINANET = ROOT / 'configs' / 'detection' / 'retinanet_densenet121_fpn_1x_coco.py'
+TINY_ARCH = dict(growth_rate=8, depths=(1, 2, 3, 4), init_channels=16)
+IMAGE_WIDTH, IMAGE_HEIGHT = 160, 120
+TEST_SCALE = (128, 128)  # images shrink to 128 x 96
+# Where mmdet 3.3.0's COCO pipelines resize (train: load, annotations, resize; test: load, resize).
+RESIZE_STEP = dict(train=2, val=1, test=1)
+LOAD_WARNINGS = ('missing keys', 'unexpected key', 'do not match')
+
+
+@pytest.fixture(scope='module', autouse=True)
+def _one_thread() -> Iterator[None]:
+    """One intra-op thread: on a busy 2-core machine, two spinning threads slow convolutions 100-fold."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope='module')
+def coco_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Writes four images and a COCO annotation file with boxes and polygons for two classes."""
+    root = tmp_path_factory.mktemp('coco')
+    (root / 'images').mkdir()
+    rng = np.random.default_rng(0)
+    images, annotations = [], []
+    for image_id in range(1, 5):
+        image = rng.integers(0, 80, (IMAGE_HEIGHT, IMAGE_WIDTH, 3), dtype=np.uint8)
+        for category_id, color, left in ((1, (40, 200, 240), 8), (2, (230, 90, 30), 84)):
+            x, y = left + int(rng.integers(0, 12)), int(rng.integers(8, 40))
+            w, h = int(rng.integers(40, 64)), int(rng.integers(40, 70))
+            image[y : y + h, x : x + w] = color
+            polygon = [x, y, x + w, y, x + w, y + h, x, y + h]
+            annotations.append(
+                dict(
+                    id=len(annotations) + 1,
+                    image_id=image_id,
+                    category_id=category_id,
+                    bbox=[x, y, w, h],
+                    area=w * h,
+                    segmentation=[polygon],
+                    iscrowd=0,
+                )
+            )
+        file_name = f'{image_id:04d}.png'
+        cv2.imwrite(str(root / 'images' / file_name), image)
+        images.append(dict(id=image_id, file_name=file_name, width=IMAGE_WIDTH, height=IMAGE_HEIGHT))
+    # COCO's 80 classes, as the configs' heads and evaluator expect; the images show the first two.
+    categories = [dict(id=i + 1, name=name) for i, name in enumerate(CocoDataset.METAINFO['classes'])]
+    coco = dict(images=images, annotations=annotations, categories=categories)
+    (root / 'annotations.json').write_text(json.dumps(coco))
+    return root
+
+
+def tiny_data_options(coco_root: Path) -> dict[str, Any]:
+    """``--cfg-options`` that point a COCO config at the tiny dataset, with small images."""
+    options: dict[str, Any] = {}
+    for split, resize_step in RESIZE_STEP.items():
+        loader = f'{split}_dataloader'
+        options |= {
+            f'{loader}.num_workers': 0,
+            f'{loader}.persistent_workers': False,
+            f'{loader}.dataset.data_root': str(coco_root),
+            f'{loader}.dataset.ann_file': 'annotations.json',
+            f'{loader}.dataset.data_prefix.img': 'images/',
+            f'{loader}.dataset.pipeline.{resize_step}.scale': TEST_SCALE,
+        }
+    for evaluator in ('val_evaluator', 'test_evaluator'):
+        options[f'{evaluator}.ann_file'] = str(coco_root / 'annotations.json')
+    return options
+
+
+def load_config(path: Path, coco_root: Path, work_dir: Path) -> Config:
+    cfg = Config.fromfile(path)
+    cfg.merge_from_dict(tiny_data_options(coco_root) | {'work_dir': str(work_dir)})
+    for split, resize_step in RESIZE_STEP.items():
+        assert cfg[f'{split}_dataloader'].dataset.pipeline[resize_step].type == 'Resize'
+    return cfg
+
+
+def use_tiny_backbone(cfg: Config) -> None:
+    """A small DenseNet with random weights, and the FPN's inputs to match."""
+    backbone = cfg.model.backbone
+    backbone.arch = TINY_ARCH
+    del backbone.init_cfg  # the backbone's own initialisation instead of a checkpoint
+    cfg.model.neck.in_channels = list(DenseNet(arch=TINY_ARCH, out_indices=backbone.out_indices).out_channels)
+
+
+def keep_every_prediction(cfg: Config) -> None:
+    """An untrained detector scores below the configs' threshold of 0.05; keep its boxes anyway."""
+    test_cfg = cfg.model.test_cfg
+    (test_cfg.rcnn if 'rcnn' in test_cfg else test_cfg).score_thr = 0.0
+
+
+def build_detector(cfg: Config) -> nn.Module:
+    init_default_scope(cfg.default_scope)
+    return MODELS.build(cfg.model)
+
+
+def convert_torchvision_weights(arch: str, folder: Path) -> Path:
+    """torchvision's DenseNet (random weights) converted the way users convert the published files."""
+    source = folder / f'densenet{arch}_tv.pth'
+    torch.save(getattr(torchvision.models, f'densenet{arch}')().state_dict(), source)
+    target = folder / f'densenet{arch}_mm.pth'
+    from_torchvision(str(source), str(target), arch)
+    return target
+
+
+@pytest.fixture(scope='module')
+def densenet121_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return convert_torchvision_weights('121', tmp_path_factory.mktemp('checkpoints'))
+
+
+class _Records(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())
+
+
+@pytest.fixture
+def mmengine_log() -> Iterator[list[str]]:
+    """Messages that mmengine logs through its current logger during the test."""
+    logger = MMLogger.get_current_instance()
+    handler = _Records()
+    logger.addHandler(handler)
+    yield handler.messages
+    logger.removeHandler(handler)
+
+
+def assert_boxes_with_scores(result: Any, num_classes: int = 80) -> None:
+    predictions = result.pred_instances
+    num_boxes = len(predictions.scores)
+    assert num_boxes > 0
+    assert predictions.bboxes.shape == (num_boxes, 4)
+    assert ((predictions.scores >= 0) & (predictions.scores <= 1)).all()
+    assert ((predictions.labels >= 0) & (predictions.labels < num_classes)).all()
+    boxes = predictions.bboxes
+    assert (boxes[:, 2:] >= boxes[:, :2]).all()
+    # Boxes come back in the original image's coordinates, not the resized input's.
+    assert result.ori_shape == (IMAGE_HEIGHT, IMAGE_WIDTH)
+    assert result.img_shape == (96, 128)
+    assert (boxes >= -1e-3).all() and (boxes[:, 2] <= IMAGE_WIDTH + 1e-3).all()
+    assert (boxes[:, 3] <= IMAGE_HEIGHT + 1e-3).all()
+
+
+@pytest.mark.parametrize('config', CONFIGS, ids=CONFIG_IDS)
+def test_shipped_config_builds_densenet121_with_matching_fpn(config: Path) -> None:
+    cfg = Config.fromfile(config)
+    assert cfg.custom_imports == dict(imports=['mmdensenet'], allow_failed_imports=False)
+    backbone_cfg = cfg.model.backbone
+    assert (backbone_cfg.type, backbone_cfg.arch) == ('mmdensenet.DenseNet', '121')
+    assert (backbone_cfg.frozen_stages, backbone_cfg.norm_eval) == (1, True)
+    assert backbone_cfg.init_cfg == dict(
+        type='Pretrained', checkpoint='checkpoints/densenet121_mm.pth', prefix='backbone.'
+    )
+    detector = build_detector(cfg)
+    assert isinstance(detector.backbone, DenseNet)
+    assert list(cfg.model.neck.in_channels) == list(detector.backbone.out_channels)
+
+    detector.eval()
+    with torch.no_grad():
+        features = detector.extract_feat(torch.randn(1, 3, 64, 64))
+    assert len(features) == cfg.model.neck.num_outs
+    assert all(feature.shape[1] == cfg.model.neck.out_channels for feature in features)
+
+
+@pytest.mark.parametrize('config', CONFIGS, ids=CONFIG_IDS)
+def test_training_iterations_on_tiny_coco(config: Path, coco_root: Path, tmp_path: Path) -> None:
+    cfg = load_config(config, coco_root, tmp_path)
+    use_tiny_backbone(cfg)
+    keep_every_prediction(cfg)
+    # mmdet warms the rate up over 500 iterations; a cold start at the configs' 0.02 can overshoot.
+    cfg.optim_wrapper.optimizer.lr = 0.005
+    if 'rcnn' in cfg.model.train_cfg:
+        cfg.model.train_cfg.rcnn.sampler.num = 32  # RoIs per image: the 512 of the configs are slow on CPU
+    detector = build_detector(cfg)
+    detector.init_weights()
+    batch = next(iter(Runner.build_dataloader(cfg.train_dataloader)))
+    assert [sample.img_shape for sample in batch['data_samples']] == [(96, 128)] * 2
+    optim_wrapper = build_optim_wrapper(detector, cfg.optim_wrapper)
+
+    detector.train()
+    backbone = detector.backbone
+    norms = [module for module in backbone.modules() if isinstance(module, _BatchNorm)]
+    assert norms and not any(norm.training for norm in norms)
+    assert detector.neck.training
+    frozen = [backbone.stem, backbone.stages[0], backbone.transitions[0]]
+    trainable = [*backbone.stages[1:], *backbone.transitions[1:]]
+    frozen_before = [param.clone() for module in frozen for param in module.parameters()]
+    statistics_before = [norm.running_mean.clone() for norm in norms]
+
+    data = detector.data_preprocessor(batch, True)
+    loss, _ = detector.parse_losses(detector(**data, mode='loss'))
+    loss.backward()
+    assert all(param.grad is None for module in frozen for param in module.parameters())
+    trainable_params = [param for module in trainable for param in module.parameters()]
+    assert all(param.grad is not None and param.grad.abs().sum() > 0 for param in trainable_params)
+    optim_wrapper.zero_grad()
+
+    losses = [detector.train_step(batch, optim_wrapper)['loss'].item() for _ in range(5)]
+    assert np.isfinite(losses).all()
+    assert losses[-1] < losses[0], losses
+    frozen_after = [param for module in frozen for param in module.parameters()]
+    assert all(torch.equal(before, after) for before, after in zip(frozen_before, frozen_after))
+    assert all(torch.equal(before, norm.running_mean) for before, norm in zip(statistics_before, norms))
+
+    detector.cfg = cfg
+    result = inference_detector(detector.eval(), str(coco_root / 'images' / '0001.png'))
+    assert_boxes_with_scores(result)
+    if 'mask_head' in cfg.model.get('roi_head', {}):
+        assert result.pred_instances.masks.shape[1:] == (IMAGE_HEIGHT, IMAGE_WIDTH)
+
+
+def test_pretrained_init_cfg_loads_converted_weights(densenet121_checkpoint: Path, mmengine_log: list[str]) -> None:
+    cfg = Config.fromfile(RETINANET)
+    cfg.model.backbone.init_cfg.checkpoint = str(densenet121_checkpoint)
+    detector = build_detector(cfg)
+    saved = torch.load(densenet121_checkpoint)['state_dict']
+    expected = {key.removeprefix('backbone.'): value for key, value in saved.items() if key.startswith('backbone.')}
+    backbone_state = detector.backbone.state_dict()
+    assert backbone_state.keys() == expected.keys()
+    assert not torch.equal(backbone_state['stem.0.weight'], expected['stem.0.weight'])
+
+    detector.init_weights()
+
+    backbone_state = detector.backbone.state_dict()
+    assert all(torch.equal(backbone_state[key], value) for key, value in expected.items())
+    assert any(str(densenet121_checkpoint) in message for message in mmengine_log)
+    assert not [message for message in mmengine_log if any(warning in message for warning in LOAD_WARNINGS)]
+
+
+def readme_detection_config() -> str:
+    """The Python block of the README's section on one's own detection config."""
+    readme = (ROOT / 'README.md').read_text(encoding='utf-8')
+    section = readme.split('### Your own detection config', 1)[1]
+    return re.search(r'```python\n(.*?)```', section, re.DOTALL).group(1)
+
+
+def test_readme_config_trains_and_predicts(coco_root: Path, tmp_path: Path, mmengine_log: list[str]) -> None:
+    config = tmp_path / 'retinanet_densenet_fpn_1x_tiny.py'
+    config.write_text(readme_detection_config())
+    cfg = load_config(config, coco_root, tmp_path / 'work_dir')
+    backbone_cfg = cfg.model.backbone
+    backbone_cfg.init_cfg.checkpoint = str(convert_torchvision_weights(backbone_cfg.arch, tmp_path))
+    cfg.merge_from_dict({'train_cfg.max_epochs': 1, 'default_hooks.logger.interval': 1})
+    keep_every_prediction(cfg)
+
+    runner = Runner.from_cfg(cfg)
+    detector = runner.train()
+
+    assert runner.iter == 2  # four images, two per batch, one epoch
+    assert np.isfinite(runner.message_hub.get_scalar('train/loss').current())
+    assert 'val/coco/bbox_mAP' in runner.message_hub.log_scalars
+    assert not [message for message in mmengine_log if any(warning in message for warning in LOAD_WARNINGS)]
+    detector.cfg = cfg
+    assert_boxes_with_scores(inference_detector(detector, str(coco_root / 'images' / '0002.png')))
+
+
+def test_mim_train_runs_a_shipped_config(coco_root: Path, densenet121_checkpoint: Path, tmp_path: Path) -> None:
+    options = tiny_data_options(coco_root) | {
+        'train_cfg.max_epochs': 1,
+        'default_hooks.logger.interval': 1,
+        'model.backbone.init_cfg.checkpoint': str(densenet121_checkpoint),
+        'model.test_cfg.score_thr': 0.0,  # so that the untrained detector has boxes to evaluate
+    }
+    work_dir = tmp_path / 'work_dir'
+    command = [
+        sys.executable,
+        '-m',
+        'mim',
+        'train',
+        'mmdet',
+        str(RETINANET),
+        '--gpus',
+        '0',
+        '--work-dir',
+        str(work_dir),
+    ]
+    command += ['--cfg-options', *(f'{key}={value}' for key, value in options.items())]
+    # The checkout's mmdensenet, whatever version is installed.
+    env = {
+        **os.environ,
+        'OMP_NUM_THREADS': '1',
+        'PYTHONPATH': os.pathsep.join(filter(None, [str(ROOT), os.environ.get('PYTHONPATH')])),
+    }
+    completed = subprocess.run(command, capture_output=True, text=True, cwd=tmp_path, env=env, timeout=600)
+
+    assert completed.returncode == 0, completed.stdout[-3000:] + completed.stderr[-3000:]
+    (log_file,) = work_dir.glob('*/*.log')
+    log = log_file.read_text()
+    assert 'Epoch(train) [1][2/2]' in log
+    assert f'load backbone. in model from: {densenet121_checkpoint}' in log
+    assert not [warning for warning in LOAD_WARNINGS if warning in log]
+    assert 'coco/bbox_mAP' in log
+    assert (work_dir / 'epoch_1.pth').is_file()
