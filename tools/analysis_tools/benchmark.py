@@ -3,11 +3,12 @@
 python tools/analysis_tools/benchmark.py [CONFIG] --batch-size 16 --img-size 224 --out benchmark.png
 
 Every variant (implementation x plain/memory-efficient x memory format x AMP) runs the same
-classifier (backbone, global average pooling, linear head) in a process of its own with the
-same threads, device, batch, image size and dtype. It times train steps (SGD) and inference,
-then measures the peak memory of a train step above the level left by a warm-up step (weights,
-gradients, optimizer state): on CPU the peak resident set size, with glibc told to hand freed
-blocks back to the system at once; on CUDA ``max_memory_allocated``.
+classifier (backbone, global average pooling, linear head) with the same threads, device,
+batch, image size and dtype. One child process times train steps (SGD) and inference of all
+variants in turns, so that changes in the machine's load hit them alike; then each variant
+measures in a process of its own the peak memory of a train step above the level left by a
+warm-up step (weights, gradients, optimizer state): on CPU the peak resident set size, with
+glibc told to hand freed blocks back to the system at once; on CUDA ``max_memory_allocated``.
 """
 
 import argparse
@@ -143,15 +144,17 @@ class _Runner:
         _synchronize(self.device)
 
 
-def _median_seconds(step: Callable[[], None], warmup: int, iters: int) -> float:
-    for _ in range(warmup):
-        step()
-    times = []
-    for _ in range(iters):
-        start = time.perf_counter()
-        step()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+def _interleaved_median_seconds(steps: Sequence[Callable[[], None]], warmup: int, iters: int) -> list[float]:
+    """Median time of each step, run in turns (starting one later each round) so load changes hit all alike."""
+    times: list[list[float]] = [[] for _ in steps]
+    for round_index in range(warmup + iters):
+        for offset in range(len(steps)):
+            i = (round_index + offset) % len(steps)
+            start = time.perf_counter()
+            steps[i]()
+            if round_index >= warmup:
+                times[i].append(time.perf_counter() - start)
+    return [statistics.median(t) for t in times]
 
 
 def _process_memory(field: str) -> int:
@@ -187,24 +190,26 @@ def _peak_train_memory(runner: _Runner) -> int:
     return _process_memory('VmHWM') - before
 
 
-def measure(variant: Variant, setting: Setting) -> dict:
-    """Throughput, then peak train memory; runs in a process of its own."""
-    torch.set_num_threads(setting.threads)
-    runner = _Runner(variant, setting)
+def measure_speed(variants: Sequence[Variant], setting: Setting) -> list[dict]:
+    """Train-step and inference throughput of every variant, measured in turns in one process."""
+    runners = [_Runner(variant, setting) for variant in variants]
+    train = _interleaved_median_seconds([r.train_step for r in runners], setting.warmup, setting.iters)
+    infer = _interleaved_median_seconds([r.infer for r in runners], setting.warmup, setting.iters)
     images = setting.batch_size
-    return dict(
-        train_images_per_s=images / _median_seconds(runner.train_step, setting.warmup, setting.iters),
-        infer_images_per_s=images / _median_seconds(runner.infer, setting.warmup, setting.iters),
-        train_memory_mb=_peak_train_memory(runner) / 2**20,
-    )
+    return [dict(train_images_per_s=images / t, infer_images_per_s=images / i) for t, i in zip(train, infer)]
 
 
-def _run_child(variant: Variant, setting: Setting) -> dict:
-    job = json.dumps(dict(variant=asdict(variant), setting=asdict(setting)))
+def measure_memory(variant: Variant, setting: Setting) -> dict:
+    """Peak train-step memory; needs a process of its own."""
+    return dict(train_memory_mb=_peak_train_memory(_Runner(variant, setting)) / 2**20)
+
+
+def _run_child(what: str, variants: Sequence[Variant], setting: Setting) -> list[dict]:
+    job = json.dumps(dict(what=what, variants=[asdict(v) for v in variants], setting=asdict(setting)))
     result = subprocess.run([sys.executable, __file__, '--child', job], capture_output=True, text=True, check=False)
     if result.returncode != 0:
         last_line = (result.stderr.strip().splitlines() or ['no output'])[-1]
-        raise ToolError(f'{variant.name} failed: {last_line}')
+        raise ToolError(f'{what} of {", ".join(v.name for v in variants)} failed: {last_line}')
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
@@ -350,9 +355,11 @@ def main() -> None:
         f'{machine_name(args.device, args.threads)}, torch {torch.__version__}'
     )
     print(title, flush=True)
+    selected = list(variants(arch, args.implementations, args.channels_last, args.amp))
+    speeds = _run_child('speed', selected, setting)
     results = []
-    for variant in variants(arch, args.implementations, args.channels_last, args.amp):
-        result = _run_child(variant, setting)
+    for variant, speed in zip(selected, speeds):
+        result = {**speed, **_run_child('memory', [variant], setting)[0]}
         print(f'  {variant.name}: {result}', flush=True)
         results.append((variant, result))
     print(format_table(results))
@@ -365,8 +372,13 @@ def main() -> None:
 
 def child(job: str) -> None:
     spec = json.loads(job)
-    result = measure(Variant(**spec['variant']), Setting(**spec['setting']))
-    print(json.dumps(result))
+    setting = Setting(**spec['setting'])
+    torch.set_num_threads(setting.threads)
+    selected = [Variant(**v) for v in spec['variants']]
+    if spec['what'] == 'speed':
+        print(json.dumps(measure_speed(selected, setting)))
+    else:
+        print(json.dumps([measure_memory(variant, setting) for variant in selected]))
 
 
 if __name__ == '__main__':

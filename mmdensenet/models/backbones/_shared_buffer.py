@@ -112,6 +112,25 @@ def _run_layers(
     return buffer
 
 
+def _step_backward(
+    step: NormActConv, inp: Tensor, stats: _Stats, grad_out: Tensor, needs_input: bool
+) -> tuple[Optional[Tensor], list[Optional[Tensor]]]:
+    """Gradients of one BN-ReLU-conv step: its input's, then its norm's weight and bias and its conv's."""
+    norm, conv = step
+    act = _replay_norm_relu(norm, inp, stats)
+    grad_act, grad_conv = torch.ops.aten.convolution_backward(
+        grad_out, act, conv.weight, None, conv.stride, conv.padding, conv.dilation,
+        False, [0, 0], conv.groups, [True, conv.weight.requires_grad, False],
+    )[:2]  # fmt: skip
+    torch.ops.aten.threshold_backward.grad_input(grad_act, act, 0, grad_input=grad_act)  # ReLU's, in place
+    del act
+    grad_in, grad_weight, grad_bias = torch.ops.aten.native_batch_norm_backward(
+        grad_act, inp, norm.weight, norm.running_mean, norm.running_var, stats.mean, stats.invstd,
+        _uses_batch_stats(norm), norm.eps, [needs_input, norm.weight.requires_grad, norm.bias.requires_grad],
+    )  # fmt: skip
+    return grad_in, [grad_weight, grad_bias, grad_conv]
+
+
 class _SharedBufferBlock(torch.autograd.Function):
     """Dense block over a shared buffer that recomputes BN-ReLU in backward.
 
@@ -133,39 +152,27 @@ class _SharedBufferBlock(torch.autograd.Function):
         buffer, *record = ctx.saved_tensors
         memory_format = _memory_format(buffer)
         grad_buffer = grad_out.clone(memory_format=memory_format)
+        del grad_out
         layers, growth_rate = ctx.layers, ctx.growth_rate
-        param_grads: list[list[Optional[Tensor]]] = []
+        param_grads: list[Optional[Tensor]] = []
         saved = iter(reversed(record))
         channels = ctx.in_channels + len(layers) * growth_rate
         for index in reversed(range(len(layers))):
             steps = layers[index]
             channels -= growth_rate
             grad = grad_buffer[:, channels : channels + growth_rate].contiguous(memory_format=memory_format)
-            layer_grads: list[Optional[Tensor]] = []
             for i in reversed(range(len(steps))):
-                norm, conv = steps[i]
                 invstd, mean = next(saved), next(saved)
-                stats = _Stats(mean, invstd)
                 inp = next(saved) if i > 0 else buffer[:, :channels].contiguous(memory_format=memory_format)
-                act = _replay_norm_relu(norm, inp, stats)
-                grad_act, grad_conv = torch.ops.aten.convolution_backward(
-                    grad, act, conv.weight, None, conv.stride, conv.padding, conv.dilation,
-                    False, [0, 0], conv.groups, [True, conv.weight.requires_grad, False],
-                )[:2]  # fmt: skip
-                grad_act = torch.ops.aten.threshold_backward(grad_act, act, 0)
-                del act
                 needs_input = i > 0 or index > 0 or ctx.needs_input_grad[0]
-                grad, grad_weight, grad_bias = torch.ops.aten.native_batch_norm_backward(
-                    grad_act, inp, norm.weight, norm.running_mean, norm.running_var, stats.mean, stats.invstd,
-                    _uses_batch_stats(norm), norm.eps,
-                    [needs_input, norm.weight.requires_grad, norm.bias.requires_grad],
-                )  # fmt: skip
-                layer_grads = [grad_weight, grad_bias, grad_conv, *layer_grads]
+                grad, step_grads = _step_backward(steps[i], inp, _Stats(mean, invstd), grad, needs_input)
+                del inp
+                param_grads[:0] = step_grads
             if grad is not None:
                 grad_buffer[:, :channels] += grad
-            param_grads.insert(0, layer_grads)
+            del grad
         grad_x = grad_buffer[:, : ctx.in_channels] if ctx.needs_input_grad[0] else None
-        return (grad_x, None, None, *(g for layer_grads in param_grads for g in layer_grads))
+        return (grad_x, None, None, *param_grads)
 
 
 def layer_params(layers: Sequence[DenseLayerSteps]) -> list[Tensor]:

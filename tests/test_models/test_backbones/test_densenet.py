@@ -277,3 +277,79 @@ def test_bad_arguments_raise_value_error(kwargs: dict, message: str) -> None:
 def test_cifar_arch_rejects_a_fourth_out_index() -> None:
     with pytest.raises(ValueError, match='out_indices must be integers in \\[-3, 2\\]'):
         DenseNet('l40-k12', out_indices=(3,))
+
+
+def exactness_check(plain: DenseNet, efficient: DenseNet, x: torch.Tensor) -> None:
+    """One train step of each: outputs, gradients and buffers agree."""
+    efficient.load_state_dict(plain.state_dict())
+    outs_plain = train_step(plain, x)
+    outs_efficient = train_step(efficient, x)
+    for a, b in zip(outs_plain, outs_efficient):
+        torch.testing.assert_close(a, b)
+    grads = {n: p.grad for n, p in efficient.named_parameters()}
+    for name, param in plain.named_parameters():
+        if param.grad is None:
+            assert grads[name] is None, name
+        else:
+            torch.testing.assert_close(grads[name], param.grad, msg=name)
+    buffers = dict(efficient.named_buffers())
+    for name, buffer in plain.named_buffers():
+        torch.testing.assert_close(buffers[name], buffer, msg=name)
+
+
+@pytest.mark.parametrize(
+    'kwargs',
+    [
+        dict(norm_cfg=dict(type='BN', momentum=None)),  # cumulative moving average
+        dict(norm_eval=True),
+        dict(frozen_stages=1),
+        dict(frozen_stages=0, out_indices=(1, 3)),
+    ],
+)
+def test_memory_efficient_is_exact_with_frozen_or_eval_norms(kwargs: dict) -> None:
+    plain = DenseNet(TINY, **kwargs).train()
+    efficient = DenseNet(TINY, memory_efficient=True, **kwargs).train()
+    exactness_check(plain, efficient, torch.randn(4, 3, 64, 64))
+
+
+def test_memory_efficient_is_exact_in_channels_last() -> None:
+    plain = DenseNet(TINY, out_indices=(0, 1, 2, 3)).train()
+    efficient = DenseNet(TINY, out_indices=(0, 1, 2, 3), memory_efficient=True)
+    efficient = efficient.to(memory_format=torch.channels_last).train()
+    exactness_check(plain, efficient, torch.randn(4, 3, 64, 64).contiguous(memory_format=torch.channels_last))
+
+
+@pytest.mark.parametrize('memory_efficient', [False, True])
+def test_inference_without_autograd_matches_the_autograd_path(memory_efficient: bool) -> None:
+    model = DenseNet(TINY, out_indices=(0, 1, 2, 3), memory_efficient=memory_efficient).eval()
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        buffered = model(x)
+    tracked = model(x)  # parameters need gradients: the plain mode concatenates
+    for a, b in zip(buffered, tracked):
+        torch.testing.assert_close(a, b)
+
+
+def saved_activation_bytes(model: nn.Module, x: torch.Tensor) -> int:
+    """Bytes of the distinct tensors autograd keeps for backward, parameters excluded."""
+    params = {p.data_ptr() for p in model.parameters()}
+    storages = {}
+
+    def pack(tensor: torch.Tensor) -> torch.Tensor:
+        storage = tensor.untyped_storage()
+        if storage.data_ptr() not in params:
+            storages[storage.data_ptr()] = storage.nbytes()
+        return tensor
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda tensor: tensor):
+        outs = model(x)
+    sum(o.sum() for o in outs).backward()
+    return sum(storages.values())
+
+
+def test_memory_efficient_keeps_less_than_half_the_activations() -> None:
+    arch = dict(growth_rate=8, depths=(4, 8, 8, 4), init_channels=16)
+    x = torch.randn(2, 3, 64, 64)
+    plain = saved_activation_bytes(DenseNet(arch).train(), x)
+    efficient = saved_activation_bytes(DenseNet(arch, memory_efficient=True).train(), x)
+    assert efficient < 0.5 * plain
