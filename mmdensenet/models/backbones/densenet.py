@@ -350,11 +350,15 @@ class DenseNet(BaseModule):
         return self
 
     def forward(self, x: Tensor) -> tuple[Tensor, ...]:
+        num_blocks = len(self.stages)
         x = self.stem(x)
         outs = []
         for i, (stage, transition) in enumerate(zip(self.stages, self.transitions)):
             tap = transition[:2](stage(x))  # BN-act of the block output
-            x = transition[2:](tap)  # conv1x1 and pooling; nothing after the last block
+            if i < num_blocks - 1:
+                # Pooling before the 1x1 conv: both are linear and act on different axes, so they
+                # commute, and the conv then runs on a quarter of the pixels.
+                x = transition.conv(transition.pool(tap))
             if i in self.out_indices:
                 outs.append(tap)
         return tuple(outs)
