@@ -56,7 +56,7 @@ def _one_thread() -> Iterator[None]:
 
 @pytest.fixture(scope='module')
 def coco_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Writes four images and a COCO annotation file with boxes and polygons for two classes."""
+    """Writes four images and a COCO annotation file with boxes and polygons of two classes."""
     root = tmp_path_factory.mktemp('coco')
     (root / 'images').mkdir()
     rng = np.random.default_rng(0)
@@ -167,13 +167,13 @@ def mmengine_log() -> Iterator[list[str]]:
     logger.removeHandler(handler)
 
 
-def assert_boxes_with_scores(result: Any, num_classes: int = 80) -> None:
+def assert_boxes_with_scores(result: Any) -> None:
     predictions = result.pred_instances
     num_boxes = len(predictions.scores)
     assert num_boxes > 0
     assert predictions.bboxes.shape == (num_boxes, 4)
     assert ((predictions.scores >= 0) & (predictions.scores <= 1)).all()
-    assert ((predictions.labels >= 0) & (predictions.labels < num_classes)).all()
+    assert ((predictions.labels >= 0) & (predictions.labels < len(CocoDataset.METAINFO['classes']))).all()
     boxes = predictions.bboxes
     assert (boxes[:, 2:] >= boxes[:, :2]).all()
     # Boxes come back in the original image's coordinates, not the resized input's.
@@ -251,6 +251,12 @@ def test_training_iterations_on_tiny_coco(config: Path, coco_root: Path, tmp_pat
         assert result.pred_instances.masks.shape[1:] == (IMAGE_HEIGHT, IMAGE_WIDTH)
 
 
+def assert_loaded_cleanly(log: str, checkpoint: Path) -> None:
+    """The log shows the backbone loaded from ``checkpoint`` and no complaint about its keys."""
+    assert f'load backbone. in model from: {checkpoint}' in log
+    assert not [warning for warning in LOAD_WARNINGS if warning in log]
+
+
 def test_pretrained_init_cfg_loads_converted_weights(densenet121_checkpoint: Path, mmengine_log: list[str]) -> None:
     cfg = Config.fromfile(RETINANET)
     cfg.model.backbone.init_cfg.checkpoint = str(densenet121_checkpoint)
@@ -265,8 +271,7 @@ def test_pretrained_init_cfg_loads_converted_weights(densenet121_checkpoint: Pat
 
     backbone_state = detector.backbone.state_dict()
     assert all(torch.equal(backbone_state[key], value) for key, value in expected.items())
-    assert any(str(densenet121_checkpoint) in message for message in mmengine_log)
-    assert not [message for message in mmengine_log if any(warning in message for warning in LOAD_WARNINGS)]
+    assert_loaded_cleanly('\n'.join(mmengine_log), densenet121_checkpoint)
 
 
 def readme_detection_config() -> str:
@@ -276,12 +281,13 @@ def readme_detection_config() -> str:
     return re.search(r'```python\n(.*?)```', section, re.DOTALL).group(1)
 
 
-def test_readme_config_trains_and_predicts(coco_root: Path, tmp_path: Path, mmengine_log: list[str]) -> None:
+def test_readme_config_trains_and_predicts(coco_root: Path, tmp_path: Path) -> None:
     config = tmp_path / 'retinanet_densenet_fpn_1x_tiny.py'
     config.write_text(readme_detection_config())
     cfg = load_config(config, coco_root, tmp_path / 'work_dir')
     backbone_cfg = cfg.model.backbone
-    backbone_cfg.init_cfg.checkpoint = str(convert_torchvision_weights(backbone_cfg.arch, tmp_path))
+    checkpoint = convert_torchvision_weights(backbone_cfg.arch, tmp_path)
+    backbone_cfg.init_cfg.checkpoint = str(checkpoint)
     cfg.merge_from_dict({'train_cfg.max_epochs': 1, 'default_hooks.logger.interval': 1})
     keep_every_prediction(cfg)
 
@@ -291,7 +297,7 @@ def test_readme_config_trains_and_predicts(coco_root: Path, tmp_path: Path, mmen
     assert runner.iter == 2  # four images, two per batch, one epoch
     assert np.isfinite(runner.message_hub.get_scalar('train/loss').current())
     assert 'val/coco/bbox_mAP' in runner.message_hub.log_scalars
-    assert not [message for message in mmengine_log if any(warning in message for warning in LOAD_WARNINGS)]
+    assert_loaded_cleanly(Path(runner.log_dir, f'{runner.timestamp}.log').read_text(), checkpoint)
     detector.cfg = cfg
     assert_boxes_with_scores(inference_detector(detector, str(coco_root / 'images' / '0002.png')))
 
@@ -304,18 +310,8 @@ def test_mim_train_runs_a_shipped_config(coco_root: Path, densenet121_checkpoint
         'model.test_cfg.score_thr': 0.0,  # so that the untrained detector has boxes to evaluate
     }
     work_dir = tmp_path / 'work_dir'
-    command = [
-        sys.executable,
-        '-m',
-        'mim',
-        'train',
-        'mmdet',
-        str(RETINANET),
-        '--gpus',
-        '0',
-        '--work-dir',
-        str(work_dir),
-    ]
+    mim_train = [sys.executable, '-m', 'mim', 'train', 'mmdet']
+    command = [*mim_train, str(RETINANET), '--gpus', '0', '--work-dir', str(work_dir)]
     command += ['--cfg-options', *(f'{key}={value}' for key, value in options.items())]
     # The checkout's mmdensenet, whatever version is installed.
     env = {
@@ -329,7 +325,6 @@ def test_mim_train_runs_a_shipped_config(coco_root: Path, densenet121_checkpoint
     (log_file,) = work_dir.glob('*/*.log')
     log = log_file.read_text()
     assert 'Epoch(train) [1][2/2]' in log
-    assert f'load backbone. in model from: {densenet121_checkpoint}' in log
-    assert not [warning for warning in LOAD_WARNINGS if warning in log]
+    assert_loaded_cleanly(log, densenet121_checkpoint)
     assert 'coco/bbox_mAP' in log
     assert (work_dir / 'epoch_1.pth').is_file()
