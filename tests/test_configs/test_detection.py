@@ -302,29 +302,38 @@ def test_readme_config_trains_and_predicts(coco_root: Path, tmp_path: Path) -> N
     assert_boxes_with_scores(inference_detector(detector, str(coco_root / 'images' / '0002.png')))
 
 
-def test_mim_train_runs_a_shipped_config(coco_root: Path, densenet121_checkpoint: Path, tmp_path: Path) -> None:
-    options = tiny_data_options(coco_root) | {
-        'train_cfg.max_epochs': 1,
-        'default_hooks.logger.interval': 1,
-        'model.backbone.init_cfg.checkpoint': str(densenet121_checkpoint),
-        'model.test_cfg.score_thr': 0.0,  # so that the untrained detector has boxes to evaluate
-    }
-    work_dir = tmp_path / 'work_dir'
-    mim_train = [sys.executable, '-m', 'mim', 'train', 'mmdet']
-    command = [*mim_train, str(RETINANET), '--gpus', '0', '--work-dir', str(work_dir)]
-    command += ['--cfg-options', *(f'{key}={value}' for key, value in options.items())]
+def run_mim(command: str, work_dir: Path, *args: str, options: dict[str, Any]) -> str:
+    """Runs ``mim <command> mmdet`` on the shipped RetinaNet config; returns the run's log."""
+    cli = [sys.executable, '-m', 'mim', command, 'mmdet', str(RETINANET), *args, '--gpus', '0']
+    cli += ['--work-dir', str(work_dir), '--cfg-options', *(f'{key}={value}' for key, value in options.items())]
     # The checkout's mmdensenet, whatever version is installed.
     env = {
         **os.environ,
         'OMP_NUM_THREADS': '1',
         'PYTHONPATH': os.pathsep.join(filter(None, [str(ROOT), os.environ.get('PYTHONPATH')])),
     }
-    completed = subprocess.run(command, capture_output=True, text=True, cwd=tmp_path, env=env, timeout=600)
-
+    completed = subprocess.run(cli, capture_output=True, text=True, cwd=work_dir.parent, env=env, timeout=600)
     assert completed.returncode == 0, completed.stdout[-3000:] + completed.stderr[-3000:]
     (log_file,) = work_dir.glob('*/*.log')
-    log = log_file.read_text()
-    assert 'Epoch(train) [1][2/2]' in log
-    assert_loaded_cleanly(log, densenet121_checkpoint)
-    assert 'coco/bbox_mAP' in log
-    assert (work_dir / 'epoch_1.pth').is_file()
+    return log_file.read_text()
+
+
+def test_mim_train_and_test_a_shipped_config(coco_root: Path, densenet121_checkpoint: Path, tmp_path: Path) -> None:
+    options = tiny_data_options(coco_root) | {
+        'train_cfg.max_epochs': 1,
+        'default_hooks.logger.interval': 1,
+        'model.backbone.init_cfg.checkpoint': str(densenet121_checkpoint),
+        'model.test_cfg.score_thr': 0.0,  # so that the untrained detector has boxes to evaluate
+    }
+    train_log = run_mim('train', tmp_path / 'train', options=options)
+
+    assert 'Epoch(train) [1][2/2]' in train_log
+    assert_loaded_cleanly(train_log, densenet121_checkpoint)
+    assert 'coco/bbox_mAP' in train_log
+    checkpoint = tmp_path / 'train' / 'epoch_1.pth'
+    assert checkpoint.is_file()
+
+    test_log = run_mim('test', tmp_path / 'test', '--checkpoint', str(checkpoint), options=options)
+
+    assert f'Load checkpoint from {checkpoint}' in test_log
+    assert re.search(r'Epoch\(test\) \[4/4\].*coco/bbox_mAP: \d', test_log)
