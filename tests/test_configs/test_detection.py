@@ -44,14 +44,7 @@ TEST_SCALE = (128, 128)  # images shrink to 128 x 96
 RESIZE_STEP = dict(train=2, val=1, test=1)
 LOAD_WARNINGS = ('missing keys', 'unexpected key', 'do not match')
 
-
-@pytest.fixture(scope='module', autouse=True)
-def _one_thread() -> Iterator[None]:
-    """One intra-op thread: on a busy 2-core machine, two spinning threads slow convolutions 100-fold."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures('one_thread')
 
 
 @pytest.fixture(scope='module')
