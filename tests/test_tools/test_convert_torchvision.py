@@ -1,7 +1,6 @@
 """tools/convert_torchvision.py through its command line, on full-size nets with random weights."""
 
 import hashlib
-import os
 import pickle
 import re
 import subprocess
@@ -14,48 +13,31 @@ import numpy as np
 import pytest
 import torch
 import torchvision
-from mmengine.config import Config
 from mmengine.logging import HistoryBuffer
 from mmengine.runner import load_checkpoint
-from mmpretrain.registry import MODELS
 from PIL import Image
+from tool_subprocess import REPO, assert_one_line_error, run_tool
 from torch import Tensor, nn
+from weight_helpers import RunsCommand, assert_same_logits, build_config_classifier, logits, randomize_batchnorm
 
 from mmdensenet.models.backbones.densenet import DenseNet
 
-REPO = Path(__file__).resolve().parents[2]
-TOOL = REPO / 'tools' / 'convert_torchvision.py'
 ARCHS = ('121', '169', '201', '161')
 MEAN = (123.675, 116.28, 103.53)
 STD = (58.395, 57.12, 57.375)
 
 
-def run(*args: object, cwd: Path = REPO) -> subprocess.CompletedProcess:
-    env = {**os.environ, 'PYTHONPATH': os.pathsep.join(filter(None, [str(REPO), os.environ.get('PYTHONPATH')]))}
-    command = [sys.executable, *map(str, args)]
-    return subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
-
-
 def convert(*args: object) -> subprocess.CompletedProcess:
-    return run(TOOL, *args)
+    return run_tool('convert_torchvision.py', *args)
+
+
+def assert_failed_cleanly(result: subprocess.CompletedProcess, message: str) -> None:
+    assert_one_line_error(result, message)
+    assert 'Traceback' not in result.stderr and result.stdout == ''
 
 
 def sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
-def randomize_batchnorm(model: nn.Module) -> nn.Module:
-    """Gives every BatchNorm statistics and affine parameters far from their defaults; eval mode."""
-    for module in model.modules():
-        if isinstance(module, nn.BatchNorm2d):
-            channels = module.num_features
-            module.running_mean.copy_(torch.randn(channels) * 0.1)
-            module.running_var.copy_(torch.rand(channels) + 0.5)
-            module.num_batches_tracked.fill_(7)
-            with torch.no_grad():
-                module.weight.copy_(torch.rand(channels) + 0.5)
-                module.bias.copy_(torch.randn(channels) * 0.1)
-    return model.eval()
 
 
 def published_layout(state_dict: dict[str, Tensor]) -> dict[str, Tensor]:
@@ -65,32 +47,6 @@ def published_layout(state_dict: dict[str, Tensor]) -> dict[str, Tensor]:
         for key, tensor in state_dict.items()
         if not key.endswith('num_batches_tracked')
     }
-
-
-def build_classifier(arch: str) -> nn.Module:
-    """The model of configs/densenet{arch}_4xb256_in1k.py, in eval mode."""
-    cfg = Config.fromfile(REPO / 'configs' / f'densenet{arch}_4xb256_in1k.py')
-    return MODELS.build(cfg.model).eval()
-
-
-def logits(model: nn.Module, images: Tensor) -> Tensor:
-    with torch.no_grad():
-        if isinstance(model, torchvision.models.DenseNet):
-            return model(images)
-        return model(images, mode='tensor')
-
-
-def assert_same_logits(ours: Tensor, theirs: Tensor) -> None:
-    assert theirs.std() > 0 and theirs.isfinite().all()
-    torch.testing.assert_close(ours, theirs, rtol=1e-5, atol=1e-5 * theirs.abs().max().item())
-
-
-def assert_failed_cleanly(result: subprocess.CompletedProcess) -> None:
-    assert result.returncode != 0
-    assert 'Traceback' not in result.stderr
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith('error: '), result.stderr
-    assert result.stdout == ''
 
 
 @dataclass
@@ -126,7 +82,7 @@ def test_converted_weights_give_torchvision_logits_and_convert_back(
     arch: str, converted: Callable[[str], Converted], tmp_path: Path
 ) -> None:
     result = converted(arch)
-    model = build_classifier(arch)
+    model = build_config_classifier(arch)
     load_checkpoint(model, str(result.dst), map_location='cpu', strict=True)
     images = torch.randn(1, 3, 224, 224)
     expected = logits(result.torchvision_model, images)
@@ -160,7 +116,7 @@ def test_summary_and_meta(converted: Callable[[str], Converted]) -> None:
     ]
     # Plain tensors and builtin types: a fresh process loads it weights-only without mmdensenet.
     load = f'import sys, torch; torch.load({str(result.dst)!r}, weights_only=True); print("mmdensenet" in sys.modules)'
-    check = run('-c', load)
+    check = subprocess.run([sys.executable, '-c', load], capture_output=True, text=True)
     assert check.returncode == 0 and check.stdout.strip() == 'False', check.stderr
 
 
@@ -219,7 +175,7 @@ test_dataloader = dict(
 """
     )
     predictions = tmp_path / 'predictions.pkl'
-    outcome = run(REPO / 'tools' / 'test.py', config, result.dst, '--work-dir', tmp_path / 'work', '--out', predictions)
+    outcome = run_tool('test.py', config, result.dst, '--work-dir', tmp_path / 'work', '--out', predictions)
     assert outcome.returncode == 0, outcome.stderr[-2000:]
 
     normalised = (
@@ -232,7 +188,7 @@ test_dataloader = dict(
 
 def test_reverse_gives_torchvision_our_trained_weights(tmp_path: Path) -> None:
     """A checkpoint of our runner (message hub and all) goes to torchvision with the same logits."""
-    model = randomize_batchnorm(build_classifier('121'))
+    model = randomize_batchnorm(build_config_classifier('121'))
     history = HistoryBuffer()
     history.update(2.5)
     checkpoint = dict(
@@ -250,16 +206,6 @@ def test_reverse_gives_torchvision_our_trained_weights(tmp_path: Path) -> None:
     torchvision_model.load_state_dict(torch.load(dst, weights_only=True), strict=True)
     images = torch.randn(1, 3, 224, 224)
     assert_same_logits(logits(torchvision_model.eval(), images), logits(model, images))
-
-
-class RunsCommand:
-    """Pickles into a call of os.system, as a malicious checkpoint would."""
-
-    def __init__(self, command: str) -> None:
-        self.command = command
-
-    def __reduce__(self) -> tuple:
-        return os.system, (self.command,)
 
 
 def resnet_checkpoint(path: Path) -> None:
@@ -304,8 +250,7 @@ def test_bad_input_fails_cleanly_and_writes_nothing(case: str, tmp_path: Path) -
     before = (sha256(src), src.stat().st_mtime_ns) if src.exists() else None
     dst = tmp_path / 'out' / 'converted.pth'
     result = convert(src, dst)
-    assert_failed_cleanly(result)
-    assert message in result.stderr
+    assert_failed_cleanly(result, message)
     assert not (tmp_path / 'out').exists()
     assert not (tmp_path / 'code_ran').exists()
     assert ((sha256(src), src.stat().st_mtime_ns) if src.exists() else None) == before
@@ -315,17 +260,15 @@ def test_refuses_to_overwrite_its_input_or_a_wrong_arch(converted: Callable[[str
     result = converted('169')
     before = (sha256(result.src), result.src.stat().st_mtime_ns)
     same = convert(result.src, result.src)
-    assert_failed_cleanly(same)
-    assert 'is the input file' in same.stderr
+    assert_failed_cleanly(same, 'is the input file')
     linked = tmp_path / 'link.pth'
     linked.symlink_to(result.src)
-    assert_failed_cleanly(convert(result.src, linked))
+    assert_failed_cleanly(convert(result.src, linked), 'is the input file')
 
     existing = tmp_path / 'existing.pth'
     existing.write_bytes(b'keep me')
     wrong_arch = convert('--arch', '121', result.src, existing)
-    assert_failed_cleanly(wrong_arch)
-    assert 'holds DenseNet-169, not the requested DenseNet-121' in wrong_arch.stderr
+    assert_failed_cleanly(wrong_arch, 'holds DenseNet-169, not the requested DenseNet-121')
     assert existing.read_bytes() == b'keep me'
     assert (sha256(result.src), result.src.stat().st_mtime_ns) == before
     assert sorted(path.name for path in tmp_path.iterdir()) == ['existing.pth', 'link.pth']
@@ -333,6 +276,5 @@ def test_refuses_to_overwrite_its_input_or_a_wrong_arch(converted: Callable[[str
 
 def test_reverse_refuses_torchvision_input(converted: Callable[[str], Converted], tmp_path: Path) -> None:
     result = convert('--reverse', converted('121').src, tmp_path / 'out.pth')
-    assert_failed_cleanly(result)
-    assert 'not a DenseNet-121/169/201/161' in result.stderr
+    assert_failed_cleanly(result, 'not a DenseNet-121/169/201/161')
     assert not (tmp_path / 'out.pth').exists()

@@ -6,18 +6,9 @@ from pathlib import Path
 
 import pytest
 import torch
+from weight_helpers import RunsCommand
 
 from mmdensenet.weights import CheckpointError, read_checkpoint, save_atomically, unwrap_state_dict
-
-
-class RunsCommand:
-    """Pickles into a call of os.system, as a malicious checkpoint would."""
-
-    def __init__(self, command: str) -> None:
-        self.command = command
-
-    def __reduce__(self) -> tuple:
-        return os.system, (self.command,)
 
 
 def test_read_returns_the_checkpoint_and_the_file_hash(tmp_path: Path) -> None:

@@ -5,27 +5,14 @@ from pathlib import Path
 import pytest
 import torch
 import torchvision
-from mmengine.config import Config
 from mmengine.runner import load_checkpoint
 from mmpretrain.registry import MODELS
 from torch import nn
+from weight_helpers import assert_same_logits, build_config_classifier, logits, randomize_batchnorm
 
 from mmdensenet.weights import CheckpointError, from_torchvision, to_torchvision
 
-REPO = Path(__file__).resolve().parents[2]
 CHANNELS = {'121': 1024, '169': 1664, '201': 1920, '161': 2208}
-
-
-def randomize_batchnorm(model: nn.Module) -> nn.Module:
-    """Statistics and affine parameters far from their defaults; eval mode."""
-    for module in model.modules():
-        if isinstance(module, nn.BatchNorm2d):
-            module.running_mean.copy_(torch.randn(module.num_features) * 0.1)
-            module.running_var.copy_(torch.rand(module.num_features) + 0.5)
-            with torch.no_grad():
-                module.weight.copy_(torch.rand(module.num_features) + 0.5)
-                module.bias.copy_(torch.randn(module.num_features) * 0.1)
-    return model.eval()
 
 
 def mmpretrain_classifier(arch: str) -> nn.Module:
@@ -39,15 +26,6 @@ def mmpretrain_classifier(arch: str) -> nn.Module:
     return randomize_batchnorm(model)
 
 
-def assert_same_logits(ours: torch.Tensor, theirs: torch.Tensor) -> None:
-    assert theirs.std() > 0 and theirs.isfinite().all()
-    torch.testing.assert_close(ours, theirs, rtol=1e-5, atol=1e-5 * theirs.abs().max().item())
-
-
-def our_classifier(arch: str) -> nn.Module:
-    return MODELS.build(Config.fromfile(REPO / 'configs' / f'densenet{arch}_4xb256_in1k.py').model).eval()
-
-
 # Files converted from torchvision's may lack num_batches_tracked; BatchNorm then assumes 0.
 @pytest.mark.parametrize(('arch', 'with_batches_tracked'), [('121', True), ('121', False), ('161', True)])
 def test_table_checkpoints_load_strictly_with_mmpretrain_logits(
@@ -58,12 +36,11 @@ def test_table_checkpoints_load_strictly_with_mmpretrain_logits(
     path = tmp_path / f'densenet{arch}_4xb256_in1k_20220426-00000000.pth'
     torch.save({'meta': {'mmcls_version': '0.23.0'}, 'state_dict': state_dict}, path)
 
-    ours = our_classifier(arch)
+    ours = build_config_classifier(arch)
     load_checkpoint(ours, str(path), map_location='cpu', strict=True)
     images = torch.randn(1, 3, 224, 224)
-    with torch.no_grad():
-        expected = theirs(images, mode='tensor')
-        assert_same_logits(ours(images, mode='tensor'), expected)
+    expected = logits(theirs, images)
+    assert_same_logits(logits(ours, images), expected)
 
     if with_batches_tracked and arch == '121':
         torchvision_path = tmp_path / 'densenet121_tv.pth'

@@ -12,10 +12,10 @@ import pytest
 import torch
 from mmengine.logging import HistoryBuffer
 from PIL import Image
+from weight_helpers import REPO, RunsCommand
 
 from mmdensenet.weights.safe_globals import history_buffer_statistic
 
-REPO = Path(__file__).resolve().parents[2]
 EPOCH_ITERS = 2  # 4 training images, batch 2
 
 
@@ -28,16 +28,6 @@ def run(*args: object) -> subprocess.CompletedProcess:
 
 def train(config: Path, *args: object) -> subprocess.CompletedProcess:
     return run(REPO / 'tools' / 'train.py', config, *args)
-
-
-class RunsCommand:
-    """Pickles into a call of os.system, as a malicious checkpoint would."""
-
-    def __init__(self, command: str) -> None:
-        self.command = command
-
-    def __reduce__(self) -> tuple:
-        return os.system, (self.command,)
 
 
 @pytest.fixture(scope='module')
