@@ -1,14 +1,16 @@
 """The table's checkpoints (mmpretrain's layout) need no conversion; ours go back to torchvision."""
 
+import re
 from pathlib import Path
 
 import pytest
 import torch
 import torchvision
+import yaml
 from mmengine.runner import load_checkpoint
 from mmpretrain.registry import MODELS
 from torch import nn
-from weight_helpers import assert_same_logits, build_config_classifier, logits, randomize_batchnorm
+from weight_helpers import REPO, assert_same_logits, build_config_classifier, logits, randomize_batchnorm
 
 from mmdensenet.weights import CheckpointError, from_torchvision, to_torchvision
 
@@ -64,3 +66,14 @@ def test_conversions_report_what_they_wrote(tmp_path: Path) -> None:
         from_torchvision(str(src), str(tmp_path / 'other.pth'), arch='201')
     with pytest.raises(CheckpointError, match='is a directory'):
         from_torchvision(str(src), str(tmp_path))
+
+
+def test_metafile_lists_the_table_checkpoints_as_the_configs_weights() -> None:
+    models = yaml.safe_load((REPO / 'configs' / 'metafile.yml').read_text())['Models']
+    weights = {model['Config']: model['Weights'] for model in models}
+    for arch in CHANNELS:
+        config = f'configs/densenet{arch}_4xb256_in1k.py'
+        assert re.fullmatch(
+            rf'https://download\.openmmlab\.com/mmclassification/v0/densenet/densenet{arch}_4xb256_in1k_20220426-\w{{8}}\.pth',
+            weights[config],
+        ), config
