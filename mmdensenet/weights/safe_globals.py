@@ -14,7 +14,6 @@ from typing import Any
 import numpy as np
 import torch
 from mmengine.logging import HistoryBuffer
-from numpy._core import multiarray
 
 # HistoryBuffer pickles its statistics methods as getattr(HistoryBuffer, name).
 HISTORY_BUFFER_STATISTICS = ('min', 'max', 'current', 'mean')
@@ -32,18 +31,15 @@ def history_buffer_statistic(owner: Any, name: str) -> Any:
 
 def allow_mmengine_checkpoints() -> None:
     """Allowlists the classes of mmengine's own checkpoints for weights-only loading."""
-    numpy_rebuilders = [multiarray.scalar, multiarray._reconstruct]
-    # A dtype is rebuilt as np.dtype(...) and then given its state as an instance of its class.
-    dtype_classes = [cls for cls in vars(np.dtypes).values() if isinstance(cls, type) and issubclass(cls, np.dtype)]
-    torch.serialization.add_safe_globals(
-        [
-            HistoryBuffer,
-            np.ndarray,
-            np.dtype,
-            *dtype_classes,
-            *numpy_rebuilders,
-            # Checkpoints written with numpy 1.x name the module numpy.core.multiarray.
-            *((function, f'numpy.core.multiarray.{function.__name__}') for function in numpy_rebuilders),
-            (history_buffer_statistic, 'builtins.getattr'),
-        ]
-    )
+    # The functions numpy's pickles of scalars and arrays call; numpy 1.x files name their module
+    # numpy.core.multiarray, numpy 2 files numpy._core.multiarray.
+    rebuilders = [np.float64(0).__reduce__()[0], np.zeros(1).__reduce__()[0]]
+    named_rebuilders = [
+        (function, f'{module}.{function.__name__}')
+        for function in rebuilders
+        for module in ('numpy.core.multiarray', 'numpy._core.multiarray')
+    ]
+    # A dtype is rebuilt as np.dtype(...), then given its state as an instance of its own class.
+    dtype_classes = {type(np.dtype(code)) for code in np.typecodes['All']}
+    torch.serialization.add_safe_globals([HistoryBuffer, np.ndarray, np.dtype, *dtype_classes, *named_rebuilders])
+    torch.serialization.add_safe_globals([(history_buffer_statistic, 'builtins.getattr')])

@@ -1,5 +1,6 @@
 """Runner checkpoints load weights-only once mmdensenet is imported; code in a checkpoint never runs."""
 
+import io
 import os
 import pickle
 import shutil
@@ -131,3 +132,16 @@ def test_getattr_in_a_checkpoint_reaches_only_history_statistics(tmp_path: Path)
         torch.load(refused)
     with pytest.raises(pickle.UnpicklingError, match='not allowed'):
         history_buffer_statistic(np.ndarray, 'mean')
+
+
+def test_numpy_values_load_under_the_names_of_numpy_1_and_2(tmp_path: Path) -> None:
+    values = {'eta': np.float64(1.5), 'history': np.array([1.0, 2.0]), 'steps': np.int64(4)}
+    buffer = io.BytesIO()
+    torch.save(values, buffer, _use_new_zipfile_serialization=False)  # one plain pickle stream
+    numpy2 = buffer.getvalue()
+    assert b'numpy._core.multiarray\n' in numpy2
+    numpy1 = numpy2.replace(b'numpy._core.multiarray\n', b'numpy.core.multiarray\n')
+    for name, data in (('numpy2', numpy2), ('numpy1', numpy1)):
+        (tmp_path / name).write_bytes(data)
+        loaded = torch.load(tmp_path / name, weights_only=True)
+        assert loaded['eta'] == 1.5 and loaded['steps'] == 4 and loaded['history'].tolist() == [1.0, 2.0], name
