@@ -108,6 +108,31 @@ def test_analyze_complexity_matches_mmengine_and_restores_training_mode() -> Non
 
 
 @pytest.mark.parametrize(
+    'arch, channels, flops',
+    [
+        ('121', 1024, 2_881_695_488),
+        ('169', 1664, 3_416_860_160),
+        ('201', 1920, 4_365_236_736),
+        ('161', 2208, 7_816_363_968),
+    ],
+)
+def test_the_convention_reproduces_the_table_on_mmpretrains_densenet(arch: str, channels: int, flops: int) -> None:
+    """mmpretrain's own DenseNet (whose transitions run conv, then pool) gives the table's FLOPs to the digit."""
+    model = MODELS.build(
+        dict(
+            type='ImageClassifier',
+            backbone=dict(type='DenseNet', arch=arch),
+            neck=dict(type='GlobalAveragePooling'),
+            head=dict(type='LinearClsHead', num_classes=1000, in_channels=channels),
+        )
+    ).eval()
+    if arch == '121':
+        assert analyze_complexity(model) == Complexity(7_978_856, flops, 2_864_522_752)
+    else:
+        assert count_table_flops(model.extract_feat, torch.randn(1, 3, 224, 224)) == flops
+
+
+@pytest.mark.parametrize(
     'complexity, text',
     [
         (Complexity(7_978_856, 2_881_695_488, 0), '7.98M / 2.88G'),
