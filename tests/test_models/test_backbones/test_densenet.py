@@ -353,3 +353,10 @@ def test_memory_efficient_keeps_less_than_half_the_activations() -> None:
     plain = saved_activation_bytes(DenseNet(arch).train(), x)
     efficient = saved_activation_bytes(DenseNet(arch, memory_efficient=True).train(), x)
     assert efficient < 0.5 * plain
+
+
+@pytest.mark.parametrize('memory_efficient', [False, True])
+def test_dynamo_captures_the_backbone_without_graph_breaks(memory_efficient: bool) -> None:
+    model = DenseNet(dict(growth_rate=4, depths=(1, 2, 1, 1), init_channels=8), memory_efficient=memory_efficient)
+    explanation = torch._dynamo.explain(model.train())(torch.randn(2, 3, 32, 32))
+    assert (explanation.graph_count, explanation.graph_break_count) == (1, 0), explanation.break_reasons
