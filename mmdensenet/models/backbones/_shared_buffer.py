@@ -3,9 +3,9 @@
 A plain dense block concatenates all earlier features before each layer, so it copies
 them again and again, and autograd keeps every concatenation and every BN-ReLU output
 for the backward pass: activation memory grows quadratically with depth. Here each layer
-reads a channel prefix of a shared buffer and writes its new channels behind it. With
-``record=True`` the hand-written backward of :class:`_SharedBufferBlock` keeps only the
-buffer, each bottleneck conv's output and the BatchNorm statistics, and recomputes the
+reads a channel prefix of a shared buffer and writes its new channels behind it. When
+gradients are needed, :class:`_SharedBufferBlock` keeps only the buffer, each bottleneck
+conv's output and the BatchNorm statistics, and its hand-written backward recomputes the
 cheap BN-ReLU steps from them; the convolutions are never recomputed.
 """
 
@@ -67,8 +67,8 @@ def _replay_norm_relu(norm: nn.BatchNorm2d, x: Tensor, stats: _Stats) -> Tensor:
     """
     scale = stats.invstd * norm.weight
     shift = (norm.bias.double() - stats.mean.double() * scale.double()).to(scale.dtype)
-    ones = torch.ones_like(scale)
-    out = torch.ops.aten.native_batch_norm(x, scale, shift, torch.zeros_like(scale), ones, False, 0.0, 0.0)[0]
+    zeros, ones = torch.zeros_like(scale), torch.ones_like(scale)
+    out = torch.ops.aten.native_batch_norm(x, scale, shift, zeros, ones, False, 0.0, 0.0)[0]
     return out.relu_()
 
 
@@ -175,7 +175,7 @@ class _SharedBufferBlock(torch.autograd.Function):
         return (grad_x, None, None, *param_grads)
 
 
-def layer_params(layers: Sequence[DenseLayerSteps]) -> list[Tensor]:
+def _layer_params(layers: Sequence[DenseLayerSteps]) -> list[Tensor]:
     """The tensors :class:`_SharedBufferBlock` takes after its first three inputs."""
     return [t for steps in layers for step in steps for t in (step.norm.weight, step.norm.bias, step.conv.weight)]
 
@@ -185,7 +185,7 @@ def shared_buffer_block(x: Tensor, layers: Sequence[DenseLayerSteps], growth_rat
 
     Stores only what the hand-written backward needs when gradients are required.
     """
-    params = layer_params(layers)
+    params = _layer_params(layers)
     if torch.is_grad_enabled() and (x.requires_grad or any(p.requires_grad for p in params)):
         return _SharedBufferBlock.apply(x, layers, growth_rate, *params)
     with torch.no_grad():
