@@ -10,7 +10,8 @@ import sys
 
 from mmengine.config import DictAction
 
-from mmdensenet.apis import UserInputError, evaluate
+from mmdensenet.apis import evaluate
+from mmdensenet.cli import ToolError
 
 
 def parse_args() -> argparse.Namespace:
@@ -41,7 +42,7 @@ def main() -> None:
             cfg_options=args.cfg_options,
             launcher=args.launcher,
         )
-    except UserInputError as error:
+    except ToolError as error:
         sys.exit(f'error: {error}')
 
 

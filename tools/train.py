@@ -10,7 +10,8 @@ import sys
 
 from mmengine.config import DictAction
 
-from mmdensenet.apis import UserInputError, train
+from mmdensenet.apis import train
+from mmdensenet.cli import ToolError
 
 
 def parse_args() -> argparse.Namespace:
@@ -50,7 +51,7 @@ def main() -> None:
             cfg_options=args.cfg_options,
             launcher=args.launcher,
         )
-    except UserInputError as error:
+    except ToolError as error:
         sys.exit(f'error: {error}')
 
 

@@ -8,18 +8,15 @@ import torch.nn as nn
 from mmengine.config import Config
 from mmengine.registry import MODELS, DefaultScope
 
-from .cli import ToolError, reraise_as_tool_error
+from ..apis import load_config as read_config
+from ..cli import ToolError, reraise_as_tool_error
 
 DEFAULT_SCOPE = 'mmpretrain'
 
 
 def load_config(path: Union[str, Path]) -> Config:
-    """Read an mmengine config (running its ``custom_imports``)."""
-    path = Path(path)
-    if not path.is_file():
-        raise ToolError(f'no such config file: {path}')
-    with reraise_as_tool_error(f'cannot read config {path}'):
-        cfg = Config.fromfile(str(path))
+    """Read an mmengine config (running its ``custom_imports``) that defines a model."""
+    cfg = read_config(path)
     if not isinstance(cfg.get('model'), dict):
         raise ToolError(f'config {path} defines no model')
     return cfg

@@ -15,7 +15,7 @@ from typing import Union
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-from .cli import atomic_output, require_png
+from ..cli import atomic_output, require_png
 
 SCALAR_LOG_NAME = 'scalars.json'
 LOSS_PREFIX = 'loss'

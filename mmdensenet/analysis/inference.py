@@ -22,8 +22,8 @@ from mmengine.registry import DATASETS, DefaultScope
 
 from mmdensenet.weights import read_checkpoint, unwrap_state_dict
 
+from ..cli import ToolError, atomic_output, require_png, reraise_as_tool_error
 from .building import DEFAULT_SCOPE, build_model, load_config
-from .cli import ToolError, atomic_output, require_png, reraise_as_tool_error
 
 LOADING_TRANSFORMS = ('LoadImageFromFile', 'mmpretrain.LoadImageFromFile')
 
@@ -48,7 +48,7 @@ class ImageClassification:
 
     def __init__(self, config: Union[str, Path], checkpoint: Union[str, Path], device: str = 'cpu') -> None:
         self.cfg = load_config(config)
-        loaded = _read_checkpoint(checkpoint)
+        loaded, _ = read_checkpoint(str(checkpoint))
         self.model = build_model(self.cfg)
         _load_weights(self.model, unwrap_state_dict(loaded, str(checkpoint)), checkpoint)
         with reraise_as_tool_error(f'cannot use device {device!r}'):
@@ -71,11 +71,6 @@ class ImageClassification:
             if names is not None and len(names) == num_classes:
                 return [str(name) for name in names]
         return [str(i) for i in range(num_classes)]
-
-
-def _read_checkpoint(path: Union[str, Path]) -> Any:
-    with reraise_as_tool_error('cannot load checkpoint'):
-        return read_checkpoint(str(path))[0]
 
 
 def _load_weights(model: nn.Module, state_dict: dict, path: Union[str, Path]) -> None:

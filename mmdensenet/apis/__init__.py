@@ -1,6 +1,6 @@
 """Entry points behind ``tools/train.py`` and ``tools/test.py``."""
 
 from .distributed import prepare_distributed
-from .runs import UserInputError, evaluate, load_config, train
+from .runs import evaluate, load_config, train
 
-__all__ = ['UserInputError', 'evaluate', 'load_config', 'prepare_distributed', 'train']
+__all__ = ['evaluate', 'load_config', 'prepare_distributed', 'train']

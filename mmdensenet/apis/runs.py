@@ -7,16 +7,13 @@ from typing import Optional, Union
 from mmengine.config import Config
 from mmengine.runner import Runner
 
+from ..cli import ToolError, reraise_as_tool_error
 from .distributed import prepare_distributed
-
-
-class UserInputError(Exception):
-    """A problem with what the user asked for, reported as one line without a traceback."""
 
 
 def _check_file(path: Union[str, Path], what: str) -> None:
     if not Path(path).is_file():
-        raise UserInputError(f'{what} not found: {path}')
+        raise ToolError(f'{what} not found: {path}')
 
 
 def load_config(config: Union[str, Path], cfg_options: Optional[dict] = None, work_dir: Optional[str] = None) -> Config:
@@ -26,7 +23,8 @@ def load_config(config: Union[str, Path], cfg_options: Optional[dict] = None, wo
     config gives one.
     """
     _check_file(config, 'config file')
-    cfg = Config.fromfile(config)
+    with reraise_as_tool_error(f'cannot read config {config}'):
+        cfg = Config.fromfile(config)
     if cfg_options:
         cfg.merge_from_dict(cfg_options)
     if work_dir is not None:
@@ -73,7 +71,7 @@ def train(
         cfg.optim_wrapper.setdefault('loss_scale', 'dynamic')
     if auto_scale_lr:
         if 'base_batch_size' not in cfg.get('auto_scale_lr', {}):
-            raise UserInputError(f'{config} sets no auto_scale_lr.base_batch_size to scale the lr from')
+            raise ToolError(f'{config} sets no auto_scale_lr.base_batch_size to scale the lr from')
         cfg.auto_scale_lr.enable = True
     runner = _build_runner(cfg, launcher)
     runner.train()
@@ -104,7 +102,7 @@ def evaluate(
     cfg.load_from = checkpoint
     if out is not None:
         if Path(out).suffix not in ('.pkl', '.pickle'):
-            raise UserInputError(f'--out must be a .pkl or .pickle file, got {out}')
+            raise ToolError(f'--out must be a .pkl or .pickle file, got {out}')
         dump = dict(type='DumpResults', out_file_path=os.fspath(out))
         evaluators = cfg.test_evaluator if isinstance(cfg.test_evaluator, list) else [cfg.test_evaluator]
         cfg.test_evaluator = [*evaluators, dump]

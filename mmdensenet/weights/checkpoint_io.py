@@ -2,9 +2,7 @@
 
 import hashlib
 import io
-import os
 import pickle
-import secrets
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -12,16 +10,19 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from ..cli import ToolError, atomic_output
+
 StateDict = dict[str, Tensor]
 # Keys under which training frameworks wrap a model's weights.
 WRAPPER_KEYS = ('state_dict', 'model')
 
 
-class CheckpointError(ValueError):
+class CheckpointError(ToolError):
     """A checkpoint file that cannot be read or does not hold what is needed."""
 
 
-# Lines of torch's weights-only refusal that surround the actual reason.
+# Where torch's weights-only refusal states its reason, and lines of it that only give advice.
+UNPICKLER_REASON = 'WeightsUnpickler error:'
 TORCH_BOILERPLATE = ('Weights only load failed', 'Please file an issue', 'Check the documentation')
 # Words of a reason that says the file refers to code or objects, not that it is corrupt.
 CODE_REFERENCES = ('GLOBAL', 'allowlisted', 'reduce', 'not allowed')
@@ -29,6 +30,9 @@ CODE_REFERENCES = ('GLOBAL', 'allowlisted', 'reduce', 'not allowed')
 
 def _reason(error: BaseException) -> str:
     lines = [line.strip() for line in str(error).splitlines()]
+    for line in lines:
+        if line.startswith(UNPICKLER_REASON):
+            return line.removeprefix(UNPICKLER_REASON).split('. ')[0].strip()
     reasons = [line for line in lines if line and not line.startswith(TORCH_BOILERPLATE)]
     return reasons[0] if reasons else type(error).__name__
 
@@ -75,15 +79,6 @@ def save_atomically(obj: Any, path: str) -> str:
     Returns:
         The sha256 of the written file.
     """
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    temporary = target.with_name(f'.{target.name}.{secrets.token_hex(4)}.tmp')
-    try:
-        with open(temporary, 'xb') as file:  # unlike mkstemp, keeps the umask's permissions
-            torch.save(obj, file)
-        digest = hashlib.sha256(temporary.read_bytes()).hexdigest()
-        os.replace(temporary, target)
-    except BaseException:
-        temporary.unlink(missing_ok=True)
-        raise
-    return digest
+    with atomic_output(Path(path)) as temporary:
+        torch.save(obj, temporary)
+        return hashlib.sha256(temporary.read_bytes()).hexdigest()

@@ -12,8 +12,8 @@ from mmpretrain.registry import MODELS
 from PIL import Image
 
 import mmdensenet  # noqa: F401  (registers mmdensenet.DenseNet)
-from mmdensenet.analysis.cli import ToolError
 from mmdensenet.analysis.inference import ImageClassification, Prediction, draw_predictions, read_image
+from mmdensenet.cli import ToolError
 
 REPO = Path(__file__).resolve().parents[2]
 TOP = [4, 1, 8]  # the classes the head's biases put first, in this order

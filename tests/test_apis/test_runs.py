@@ -4,7 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from mmdensenet.apis import UserInputError, evaluate, load_config, train
+from mmdensenet.apis import evaluate, load_config, train
+from mmdensenet.cli import ToolError
 
 CONFIG = Path(__file__).resolve().parents[2] / 'configs' / 'densenet121_4xb256_in1k.py'
 
@@ -18,24 +19,24 @@ def test_load_config_applies_options_and_names_the_work_dir() -> None:
 
 
 def test_missing_files_are_user_errors(tmp_path: Path) -> None:
-    with pytest.raises(UserInputError, match='config file not found'):
+    with pytest.raises(ToolError, match='config file not found'):
         load_config(tmp_path / 'missing.py')
-    with pytest.raises(UserInputError, match='checkpoint to resume from not found'):
+    with pytest.raises(ToolError, match='checkpoint to resume from not found'):
         train(CONFIG, resume=str(tmp_path / 'missing.pth'))
-    with pytest.raises(UserInputError, match='checkpoint not found'):
+    with pytest.raises(ToolError, match='checkpoint not found'):
         evaluate(CONFIG, str(tmp_path / 'missing.pth'))
 
 
 def test_auto_scale_lr_needs_a_base_batch_size(tmp_path: Path) -> None:
     config = tmp_path / 'no_base_batch.py'
     config.write_text(f'_base_ = [{str(CONFIG)!r}]\nauto_scale_lr = dict(_delete_=True)\n')
-    with pytest.raises(UserInputError, match=r'auto_scale_lr\.base_batch_size'):
+    with pytest.raises(ToolError, match=r'auto_scale_lr\.base_batch_size'):
         train(config, auto_scale_lr=True)
 
 
 def test_out_must_be_a_pickle(tmp_path: Path) -> None:
     checkpoint = tmp_path / 'weights.pth'
     checkpoint.write_bytes(b'')
-    with pytest.raises(UserInputError, match=r'\.pkl'):
+    with pytest.raises(ToolError, match=r'\.pkl'):
         evaluate(CONFIG, str(checkpoint), out=str(tmp_path / 'predictions.json'))
     assert not (tmp_path / 'predictions.json').exists()

@@ -16,15 +16,20 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def run(*command: object, pythonpath: Path = REPO, env: dict = {}) -> subprocess.CompletedProcess:
+def run(*command: object, pythonpath: Path = REPO, env: dict = {}, cwd: Path = REPO) -> subprocess.CompletedProcess:
     """Runs a command with ``pythonpath`` (the checkout by default) and the crash hook importable."""
     paths = os.pathsep.join([str(pythonpath), str(HERE)])
     full_env = {**os.environ, 'PYTHONPATH': paths, 'OMP_NUM_THREADS': '1', **env}
-    return subprocess.run([str(c) for c in command], capture_output=True, text=True, env=full_env, cwd=REPO)
+    return subprocess.run([str(c) for c in command], capture_output=True, text=True, env=full_env, cwd=cwd)
 
 
 def python(*args: object, **kwargs) -> subprocess.CompletedProcess:
     return run(sys.executable, *args, **kwargs)
+
+
+def run_tool(script: str, *args: object, cwd: Path = REPO) -> subprocess.CompletedProcess:
+    """Runs ``tools/<script>`` with ``args``, as a user would."""
+    return python(REPO / 'tools' / script, *args, cwd=cwd)
 
 
 def assert_ok(result: subprocess.CompletedProcess) -> None:

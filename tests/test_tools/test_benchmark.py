@@ -3,8 +3,8 @@
 import json
 from pathlib import Path
 
+from cli_helpers import assert_one_line_error, run_tool
 from PIL import Image
-from tool_subprocess import assert_one_line_error, run_tool
 
 TOOL = 'analysis_tools/benchmark.py'
 TINY_RUN = ['--batch-size', '2', '--img-size', '32', '--warmup', '0', '--iters', '1']

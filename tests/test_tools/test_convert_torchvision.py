@@ -13,10 +13,10 @@ import numpy as np
 import pytest
 import torch
 import torchvision
+from cli_helpers import REPO, assert_one_line_error, run_tool
 from mmengine.logging import HistoryBuffer
 from mmengine.runner import load_checkpoint
 from PIL import Image
-from tool_subprocess import REPO, assert_one_line_error, run_tool
 from torch import Tensor, nn
 from weight_helpers import RunsCommand, assert_same_logits, build_config_classifier, logits, randomize_batchnorm
 

@@ -7,7 +7,7 @@ import onnx
 import onnxruntime
 import pytest
 import torch
-from tool_subprocess import assert_one_line_error, run_tool
+from cli_helpers import assert_one_line_error, run_tool
 
 from mmdensenet.analysis.building import build_model, load_config
 
@@ -60,7 +60,7 @@ def test_bad_checkpoints_fail_with_one_line_and_write_nothing(classifier_and_che
     out = tmp_path / 'out.onnx'
     assert_one_line_error(run_tool(TOOL, tiny_config, not_a_checkpoint, out), 'is not a PyTorch checkpoint')
     assert_one_line_error(run_tool(TOOL, tiny_config, wrong_net, out), 'does not fit the config')
-    assert_one_line_error(run_tool(TOOL, tmp_path / 'missing.py', out), 'no such config file')
+    assert_one_line_error(run_tool(TOOL, tmp_path / 'missing.py', out), 'config file not found')
     assert not out.exists()
     before = checkpoint.read_bytes()
     onnx_named_checkpoint = tmp_path / 'weights.onnx'

@@ -5,9 +5,9 @@ from pathlib import Path
 import pytest
 import torch
 import torch.nn as nn
+from cli_helpers import REPO, assert_one_line_error, run_tool
 from mmengine.config import Config
 from mmpretrain.registry import MODELS
-from tool_subprocess import REPO, assert_one_line_error, run_tool
 
 import mmdensenet  # noqa: F401  (registers mmdensenet.DenseNet)
 from mmdensenet.analysis.complexity import count_mmengine_flops, count_table_flops
@@ -99,7 +99,7 @@ def test_shape_changes_the_flops(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     'config_text, args, expected',
     [
-        (None, (), 'no such config file'),
+        (None, (), 'config file not found'),
         ("model = dict(type='ImageClassifier',\n", (), 'cannot read config'),
         ('x = 1\n', (), 'defines no model'),
         ("model = dict(type='NoSuchModel')\n", (), "cannot build the config's model"),

@@ -5,11 +5,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from cli_helpers import REPO, assert_one_line_error, run_tool
 from mmengine.config import Config
 from mmpretrain.datasets.categories import IMAGENET_CATEGORIES
 from mmpretrain.registry import MODELS
 from PIL import Image
-from tool_subprocess import REPO, assert_one_line_error, run_tool
 
 import mmdensenet  # noqa: F401  (registers mmdensenet.DenseNet)
 
@@ -99,9 +99,9 @@ class Payload:
 @pytest.mark.parametrize(
     'argument, make, expected',
     [
-        ('config', lambda tmp: tmp / 'missing.py', 'no such config file'),
+        ('config', lambda tmp: tmp / 'missing.py', 'config file not found'),
         ('config', lambda tmp: _garbage(tmp / 'broken.py'), 'cannot read config'),
-        ('checkpoint', lambda tmp: _garbage(tmp / 'broken.pth'), 'cannot load checkpoint'),
+        ('checkpoint', lambda tmp: _garbage(tmp / 'broken.pth'), 'is not a PyTorch checkpoint'),
         ('image', lambda tmp: _garbage(tmp / 'broken.png'), 'cannot decode image'),
     ],
 )
@@ -125,7 +125,7 @@ def test_checkpoints_are_loaded_weights_only(files: dict[str, Path], tmp_path: P
     unsafe = tmp_path / 'unsafe.pth'
     torch.save(dict(state_dict={}, payload=Payload()), unsafe)
     result = run_tool(TOOL, files['config'], unsafe, files['image'], '--out', tmp_path / 'pred.png')
-    assert_one_line_error(result, 'cannot load checkpoint')
+    assert_one_line_error(result, 'refers to code')
     assert 'pwned' not in result.stdout
 
 

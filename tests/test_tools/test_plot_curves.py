@@ -4,10 +4,10 @@ from pathlib import Path
 
 import pytest
 import torch
+from cli_helpers import assert_one_line_error, run_tool
 from mmengine.runner import Runner
 from mmpretrain.structures import DataSample
 from PIL import Image
-from tool_subprocess import assert_one_line_error, run_tool
 from torch.utils.data import Dataset
 
 import mmdensenet  # noqa: F401  (registers mmdensenet.DenseNet)

@@ -30,7 +30,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from mmdensenet.analysis.cli import ToolError, atomic_output, reraise_as_tool_error, run_cli
+from mmdensenet.cli import ToolError, atomic_output, reraise_as_tool_error, run_cli
 from mmdensenet.models import DenseNet
 from mmdensenet.registry import MODELS
 

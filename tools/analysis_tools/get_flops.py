@@ -6,8 +6,8 @@ python tools/analysis_tools/get_flops.py configs/densenet121_4xb256_in1k.py [CON
 import argparse
 
 from mmdensenet.analysis.building import build_model, load_config
-from mmdensenet.analysis.cli import ToolError, run_cli
 from mmdensenet.analysis.complexity import analyze_complexity
+from mmdensenet.cli import ToolError, run_cli
 
 
 def parse_args() -> argparse.Namespace:

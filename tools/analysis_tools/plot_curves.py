@@ -6,8 +6,8 @@ python tools/analysis_tools/plot_curves.py WORK_DIR_OR_JSON --out curves.png
 import argparse
 from pathlib import Path
 
-from mmdensenet.analysis.cli import reraise_as_tool_error, run_cli
 from mmdensenet.analysis.curves import plot_training_curves
+from mmdensenet.cli import reraise_as_tool_error, run_cli
 
 
 def main() -> None:

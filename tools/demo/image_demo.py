@@ -6,8 +6,8 @@ python tools/demo/image_demo.py CONFIG CHECKPOINT IMAGE [--out FILE.png] [--devi
 import argparse
 from pathlib import Path
 
-from mmdensenet.analysis.cli import ToolError, require_png, run_cli
 from mmdensenet.analysis.inference import ImageClassification, draw_predictions, read_image
+from mmdensenet.cli import ToolError, require_png, run_cli
 
 
 def parse_args() -> argparse.Namespace:

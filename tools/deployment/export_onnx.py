@@ -17,7 +17,7 @@ import torch
 import torch.nn as nn
 
 from mmdensenet.analysis.building import build_model, load_config
-from mmdensenet.analysis.cli import ToolError, atomic_output, reraise_as_tool_error, run_cli
+from mmdensenet.cli import ToolError, atomic_output, reraise_as_tool_error, run_cli
 from mmdensenet.weights import CheckpointError, read_checkpoint, unwrap_state_dict
 
 
