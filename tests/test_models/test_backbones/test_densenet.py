@@ -3,7 +3,6 @@ import copy
 import pytest
 import torch
 from mmengine.registry import MODELS as ROOT_MODELS
-from mmengine.registry import DefaultScope
 from mmpretrain.models.backbones import DenseNet as MMPretrainDenseNet
 from mmpretrain.registry import MODELS as MMPRETRAIN_MODELS
 from torch import nn
@@ -107,9 +106,7 @@ def test_registered_under_its_scope_and_not_confused_with_mmpretrain() -> None:
     cfg = dict(type='mmdensenet.DenseNet', arch=TINY)
     for registry in (MODELS, ROOT_MODELS, MMPRETRAIN_MODELS):
         assert type(registry.build(copy.deepcopy(cfg))) is DenseNet
-    # Other tests may leave another codebase's default scope behind; mmpretrain configs set their own.
-    with DefaultScope.overwrite_default_scope('mmpretrain'):
-        assert type(MMPRETRAIN_MODELS.build(dict(type='DenseNet'))) is MMPretrainDenseNet
+    assert type(MMPRETRAIN_MODELS.build(dict(type='DenseNet'))) is MMPretrainDenseNet
 
 
 def test_state_dict_uses_mmpretrain_key_layout() -> None:
