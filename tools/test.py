@@ -42,7 +42,7 @@ def main() -> None:
             cfg_options=args.cfg_options,
             launcher=args.launcher,
         )
-    except ToolError as error:
+    except (ToolError, FileNotFoundError) as error:  # a bad argument, or data that is not where the config says
         sys.exit(f'error: {error}')
 
 

@@ -8,6 +8,7 @@ from mmengine.config import Config
 from mmengine.runner import Runner
 
 from ..cli import ToolError, reraise_as_tool_error
+from ..weights import read_checkpoint
 from .distributed import prepare_distributed
 
 
@@ -96,13 +97,14 @@ def evaluate(
         cfg_options: Overrides of config keys.
         launcher: 'none', 'pytorch' (torchrun), 'slurm' or 'mpi'.
     """
+    if out is not None and Path(out).suffix not in ('.pkl', '.pickle'):
+        raise ToolError(f'--out must be a .pkl or .pickle file, got {out}')
     if '://' not in checkpoint:
         _check_file(checkpoint, 'checkpoint')
+        read_checkpoint(checkpoint)  # a broken or unsafe file fails here with one line, before any work
     cfg = load_config(config, cfg_options, work_dir)
     cfg.load_from = checkpoint
     if out is not None:
-        if Path(out).suffix not in ('.pkl', '.pickle'):
-            raise ToolError(f'--out must be a .pkl or .pickle file, got {out}')
         dump = dict(type='DumpResults', out_file_path=os.fspath(out))
         evaluators = cfg.test_evaluator if isinstance(cfg.test_evaluator, list) else [cfg.test_evaluator]
         cfg.test_evaluator = [*evaluators, dump]

@@ -47,3 +47,9 @@ def test_bad_input_is_one_line(tiny_config: Path, trained: Path, tmp_path: Path)
     out = tmp_path / 'predictions.json'
     assert_one_line_error(python(TEST, tiny_config, trained / 'epoch_2.pth', '--out', out), '.pkl')
     assert not out.exists()
+    broken = tmp_path / 'broken.pth'
+    broken.write_bytes(b'not a checkpoint')
+    assert_one_line_error(python(TEST, tiny_config, broken), 'is not a PyTorch checkpoint')
+    no_data = 'train_dataloader.dataset.data_root=' + str(tmp_path / 'no_data')
+    result = python(TRAIN, tiny_config, '--work-dir', tmp_path / 'run', '--cfg-options', no_data)
+    assert_one_line_error(result, 'No such file or directory')
