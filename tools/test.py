@@ -5,12 +5,9 @@ bash tools/dist_test.sh CONFIG CHECKPOINT GPUS [ARGS]     # torchrun, one proces
 """
 
 import argparse
-import os
 import sys
 
-from mmengine.config import DictAction
-
-from mmdensenet.apis import evaluate
+from mmdensenet.apis import evaluate, parse_runner_args
 from mmdensenet.cli import ToolError
 
 
@@ -20,15 +17,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument('checkpoint', help='checkpoint file or URL')
     parser.add_argument('--work-dir', help='where the logs go (default: work_dirs/CONFIG_NAME)')
     parser.add_argument('--out', help='dump the predictions to this .pkl file')
-    parser.add_argument(
-        '--cfg-options', nargs='+', action=DictAction, help='override config keys, e.g. test_dataloader.batch_size=32'
-    )
-    parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'], default='none')
-    # torch.distributed.launch (used by `mim test --launcher pytorch`) passes the local rank.
-    parser.add_argument('--local-rank', '--local_rank', type=int, default=0)
-    args = parser.parse_args()
-    os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
-    return args
+    return parse_runner_args(parser, 'test_dataloader')
 
 
 def main() -> None:

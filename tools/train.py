@@ -5,12 +5,9 @@ bash tools/dist_train.sh CONFIG GPUS [ARGS]     # torchrun, one process per GPU
 """
 
 import argparse
-import os
 import sys
 
-from mmengine.config import DictAction
-
-from mmdensenet.apis import train
+from mmdensenet.apis import parse_runner_args, train
 from mmdensenet.cli import ToolError
 
 
@@ -28,15 +25,7 @@ def parse_args() -> argparse.Namespace:
     )
     parser.add_argument('--amp', action='store_true', help='automatic mixed precision')
     parser.add_argument('--auto-scale-lr', action='store_true', help="scale the lr to this run's total batch size")
-    parser.add_argument(
-        '--cfg-options', nargs='+', action=DictAction, help='override config keys, e.g. train_dataloader.batch_size=32'
-    )
-    parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'], default='none')
-    # torch.distributed.launch (used by `mim train --launcher pytorch`) passes the local rank.
-    parser.add_argument('--local-rank', '--local_rank', type=int, default=0)
-    args = parser.parse_args()
-    os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
-    return args
+    return parse_runner_args(parser, 'train_dataloader')
 
 
 def main() -> None:
