@@ -7,9 +7,9 @@ Examples::
 """
 
 import argparse
-import sys
 
-from mmdensenet.weights import CheckpointError, from_torchvision, to_torchvision
+from mmdensenet.cli import run_cli
+from mmdensenet.weights import from_torchvision, to_torchvision
 from mmdensenet.weights.torchvision_keys import TORCHVISION_ARCHS
 
 
@@ -24,17 +24,11 @@ def parse_args() -> argparse.Namespace:
     return parser.parse_args()
 
 
-def main() -> int:
+def main() -> None:
     args = parse_args()
     convert = to_torchvision if args.reverse else from_torchvision
-    try:
-        conversion = convert(args.src, args.dst, args.arch)
-    except (CheckpointError, OSError) as error:
-        print(f'error: {error}', file=sys.stderr)
-        return 1
-    print(conversion.summary())
-    return 0
+    print(convert(args.src, args.dst, args.arch).summary())
 
 
 if __name__ == '__main__':
-    sys.exit(main())
+    run_cli(main)
