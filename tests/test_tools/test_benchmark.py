@@ -48,7 +48,7 @@ def test_bad_input_fails_with_one_line_and_writes_nothing(tmp_path: Path) -> Non
     no_densenet = tmp_path / 'resnet.py'
     no_densenet.write_text("model = dict(backbone=dict(type='ResNet', depth=18))\n")
     cases = [
-        ([tmp_path / 'missing.py'], 'cannot read config'),
+        ([tmp_path / 'missing.py'], 'config file not found'),
         ([no_densenet], 'has no mmdensenet.DenseNet backbone'),
         (['--device', 'tpu'], '--device must be cpu or cuda'),
     ]

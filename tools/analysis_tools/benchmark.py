@@ -295,10 +295,9 @@ def backbone_config(config: Optional[str]) -> dict:
     """Our backbone's config from a model config, or DenseNet-121's."""
     if config is None:
         return dict(arch='121')
-    from mmengine.config import Config
+    from mmdensenet.analysis.building import load_config
 
-    with reraise_as_tool_error(f'cannot read config {config}'):
-        backbone = dict(Config.fromfile(config).model.backbone)
+    backbone = dict(load_config(config).model.get('backbone', {}))
     if backbone.pop('type', None) not in ('mmdensenet.DenseNet', 'DenseNet'):
         raise ToolError(f'{config} has no mmdensenet.DenseNet backbone')
     backbone.pop('init_cfg', None)
