@@ -5,7 +5,8 @@
 #   bash tools/install.sh tests   also the compiled mmcv 2.1.0, mmdet and the test tools
 #
 # Idempotent: a second run only re-installs mmdensenet itself. The compiled mmcv is built
-# once from source and its wheel kept in $MMDENSENET_CACHE (default ~/.cache/mmdensenet).
+# once from source and its wheel kept in $MMDENSENET_CACHE (default ~/.cache/mmdensenet),
+# in a folder named by everything that fixes its ABI: mmcv, torch, Python, machine, CUDA or CPU.
 set -euo pipefail
 
 mode=${1:-runtime}
@@ -35,6 +36,15 @@ for name in ('mmcv', 'mmcv-lite'):
 "
 }
 
+# Prints the cache folder name of a compiled mmcv for the installed torch and Python.
+abi_key() {
+  python -c "
+import platform, sys, torch
+ops = f'cu{torch.version.cuda}' if torch.version.cuda and torch.cuda.is_available() else 'cpu'
+print(f'mmcv$mmcv_version-torch{torch.__version__}-cp{sys.version_info[0]}{sys.version_info[1]}-{platform.machine()}-{ops}')
+"
+}
+
 # mmcv 2.1.0 ships no wheel for this torch, and its setup.py asks for C++17 while
 # torch 2.14's headers need C++20: build the CPU ops from the sdist with that flag raised.
 build_mmcv_wheel() {
@@ -49,15 +59,16 @@ build_mmcv_wheel() {
   (cd "$work/mmcv-$mmcv_version" &&
     MMCV_WITH_OPS=1 MAX_JOBS=2 python -m pip wheel --quiet --no-deps --no-build-isolation \
       -w "$work/dist" .)
-  mkdir -p "$cache/wheels"
-  mv "$work"/dist/mmcv-"$mmcv_version"-*.whl "$cache/wheels/"
+  mkdir -p "$1"
+  mv "$work"/dist/mmcv-"$mmcv_version"-*.whl "$1/"
 }
 
 install_full_mmcv() {
   [ "$(installed_mmcv)" = mmcv ] && return
-  compgen -G "$cache/wheels/mmcv-$mmcv_version-*.whl" > /dev/null || build_mmcv_wheel
+  wheels="$cache/wheels/$(abi_key)"
+  compgen -G "$wheels/mmcv-$mmcv_version-*.whl" > /dev/null || build_mmcv_wheel "$wheels"
   python -m pip uninstall --quiet -y mmcv-lite 2> /dev/null || true
-  pip_install --no-deps "$cache"/wheels/mmcv-"$mmcv_version"-*.whl
+  pip_install --no-deps "$wheels"/mmcv-"$mmcv_version"-*.whl
 }
 
 cd "$root"

@@ -186,7 +186,7 @@ class DenseNet(BaseModule):
     """DenseNet backbone.
 
     Args:
-        arch: A name from ``DenseNet.arch_settings`` or a dict with ``growth_rate``,
+        arch: A name from ``DenseNet.arch_settings`` (``169`` for ``'169'``) or a dict with ``growth_rate``,
             ``depths`` and ``init_channels``, and optionally ``bn_size`` (bottleneck
             width in multiples of the growth rate, 0 for none), ``compression`` (channel
             ratio kept by transitions) and ``stem`` ('imagenet' or 'cifar').
@@ -221,7 +221,7 @@ class DenseNet(BaseModule):
 
     def __init__(
         self,
-        arch: Union[str, dict] = '121',
+        arch: Union[str, int, dict] = '121',
         in_channels: int = 3,
         out_indices: Union[int, Sequence[int]] = -1,
         frozen_stages: int = -1,
@@ -293,14 +293,20 @@ class DenseNet(BaseModule):
         self._freeze_stages()
 
     @classmethod
-    def resolve_arch(cls, arch: Union[str, dict]) -> ArchSetting:
-        """The full setting (with defaults) of a named or dict ``arch``; raises ValueError if invalid."""
+    def resolve_arch(cls, arch: Union[str, int, dict]) -> ArchSetting:
+        """The full setting (with defaults) of a named or dict ``arch``; raises ValueError if invalid.
+
+        An int names an ImageNet net as its string does (``169`` is ``'169'``), as configs and
+        ``--cfg-options`` parse it.
+        """
+        if isinstance(arch, int) and not isinstance(arch, bool):
+            arch = str(arch)
         if isinstance(arch, str):
             if arch.lower() not in cls.arch_settings:
                 raise ValueError(f'arch must be one of {sorted(cls.arch_settings)} or a dict, got {arch!r}')
             return {**cls.arch_defaults, **cls.arch_settings[arch.lower()]}
         if not isinstance(arch, dict):
-            raise ValueError(f'arch must be a string or a dict, got {type(arch).__name__}')
+            raise ValueError(f'arch must be a string, an int or a dict, got {type(arch).__name__}')
         required = {'growth_rate', 'depths', 'init_channels'}
         allowed = required | set(cls.arch_defaults)
         if not required <= arch.keys() or not arch.keys() <= allowed:

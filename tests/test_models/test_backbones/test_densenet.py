@@ -45,6 +45,11 @@ def test_cifar_parameter_counts_match_the_paper(arch: str, millions: float) -> N
     assert round(classifier_params(DenseNet(arch), 10) / 1e6, 1) == millions
 
 
+def test_int_arch_names_the_same_net_as_its_string() -> None:
+    assert DenseNet(169).state_dict().keys() == DenseNet('169').state_dict().keys()
+    assert DenseNet(169).out_channels == DenseNet('169').out_channels
+
+
 def test_densenet264_follows_the_paper() -> None:
     model = DenseNet('264')
     assert model.growth_rate == 32
@@ -255,6 +260,8 @@ def test_torch_compile_matches_eager(memory_efficient: bool) -> None:
     'kwargs, message',
     [
         (dict(arch='122'), 'arch must be one of'),
+        (dict(arch=122), 'arch must be one of'),
+        (dict(arch=True), 'arch must be a string, an int or a dict'),
         (dict(arch=dict(growth_rate=32, depths=(6, 12))), 'arch dict needs the keys'),
         (dict(arch=dict(TINY, stem='huge')), "arch\\['stem'\\]"),
         (dict(arch=dict(TINY, widths=3)), 'arch dict needs the keys'),
