@@ -29,10 +29,13 @@ DenseLayerSteps = Sequence[NormActConv]
 
 
 class _Stats(NamedTuple):
-    """Mean and inverse std a BatchNorm used; the running ones in eval mode."""
+    """What a BatchNorm call leaves for its backward: batch mean and inverse std (empty when the
+    running statistics were used), cuDNN's reserve space and the kernel ATen chose."""
 
     mean: Tensor
     invstd: Tensor
+    reserve: Tensor
+    impl: int
 
 
 def _uses_batch_stats(norm: nn.BatchNorm2d) -> bool:
@@ -40,21 +43,23 @@ def _uses_batch_stats(norm: nn.BatchNorm2d) -> bool:
 
 
 def _norm_relu(norm: nn.BatchNorm2d, x: Tensor) -> tuple[Tensor, _Stats]:
-    """``relu(norm(x))`` with nn.BatchNorm2d's bookkeeping; also returns the statistics used."""
+    """``relu(norm(x))`` with nn.BatchNorm2d's bookkeeping; also returns what backward needs.
+
+    It calls the ATen function that ``nn.BatchNorm2d`` calls, so every device runs the same
+    kernel as the plain mode (cuDNN on CUDA, ATen's own on CPU) and gets the same output.
+    """
     momentum = 0.0 if norm.momentum is None else norm.momentum
     if norm.training and norm.track_running_stats:
         norm.num_batches_tracked.add_(1)
         if norm.momentum is None:
             momentum = 1.0 / float(norm.num_batches_tracked)
-    batch_stats = _uses_batch_stats(norm)
     track = not norm.training or norm.track_running_stats
     running_mean, running_var = (norm.running_mean, norm.running_var) if track else (None, None)
-    out, mean, invstd = torch.ops.aten.native_batch_norm(
-        x, norm.weight, norm.bias, running_mean, running_var, batch_stats, momentum, norm.eps
-    )
-    if not batch_stats:
-        mean, invstd = norm.running_mean.clone(), (norm.running_var + norm.eps).rsqrt()
-    return out.relu_(), _Stats(mean, invstd)
+    out, mean, invstd, reserve, impl = torch.ops.aten._batch_norm_impl_index(
+        x, norm.weight, norm.bias, running_mean, running_var, _uses_batch_stats(norm), momentum, norm.eps,
+        torch.backends.cudnn.enabled,
+    )  # fmt: skip
+    return out.relu_(), _Stats(mean, invstd, reserve, impl)
 
 
 def _replay_norm_relu(norm: nn.BatchNorm2d, x: Tensor, stats: _Stats) -> Tensor:
@@ -62,18 +67,24 @@ def _replay_norm_relu(norm: nn.BatchNorm2d, x: Tensor, stats: _Stats) -> Tensor:
 
     BatchNorm's CPU kernel computes ``x * scale + shift`` with ``scale = invstd * weight`` and
     ``shift = bias - mean * scale`` (a fused multiply-add, one rounding, hence the float64 step);
-    an eval-mode call with zero mean, unit variance and no eps then repeats it to the last bit,
-    so the recomputed ReLU masks equal the forward ones.
+    an eval-mode call with zero mean, unit variance and no eps then repeats it to the last bit
+    (float32 and bfloat16), so the recomputed ReLU masks equal the forward ones.
     """
-    scale = stats.invstd * norm.weight
-    shift = (norm.bias.double() - stats.mean.double() * scale.double()).to(scale.dtype)
+    if _uses_batch_stats(norm):
+        mean, invstd = stats.mean, stats.invstd
+    else:
+        mean, invstd = norm.running_mean, (norm.running_var + norm.eps).rsqrt()
+    scale = invstd * norm.weight
+    shift = (norm.bias.double() - mean.double() * scale.double()).to(scale.dtype)
     zeros, ones = torch.zeros_like(scale), torch.ones_like(scale)
     out = torch.ops.aten.native_batch_norm(x, scale, shift, zeros, ones, False, 0.0, 0.0)[0]
     return out.relu_()
 
 
-def _conv(conv: nn.Conv2d, x: Tensor) -> Tensor:
-    return torch.conv2d(x, conv.weight, None, conv.stride, conv.padding, conv.dilation, conv.groups)
+def _conv(conv: nn.Conv2d, x: Tensor, dtype: torch.dtype) -> Tensor:
+    """The conv in ``dtype``, as autocast runs it (input and weight cast, no bias)."""
+    weight = conv.weight.to(dtype)
+    return torch.conv2d(x.to(dtype), weight, None, conv.stride, conv.padding, conv.dilation, conv.groups)
 
 
 def _memory_format(x: Tensor) -> torch.memory_format:
@@ -90,9 +101,13 @@ def _new_buffer(x: Tensor, channels: int) -> Tensor:
 
 
 def _run_layers(
-    x: Tensor, layers: Sequence[DenseLayerSteps], growth_rate: int, record: Optional[list] = None
+    x: Tensor, layers: Sequence[DenseLayerSteps], growth_rate: int, dtype: torch.dtype, record: Optional[list] = None
 ) -> Tensor:
-    """Runs the block into a fresh buffer; appends what backward needs to ``record``."""
+    """Runs the block into a fresh buffer with convolutions in ``dtype``.
+
+    Appends what backward needs to ``record``: per step its input (but the first step's, a prefix of
+    the buffer) and its :class:`_Stats`.
+    """
     buffer = _new_buffer(x, x.shape[1] + len(layers) * growth_rate)
     memory_format = _memory_format(buffer)
     channels = x.shape[1]
@@ -105,45 +120,57 @@ def _run_layers(
                 record.append(out)
             out, stats = _norm_relu(step.norm, out)
             if record is not None:
-                record.extend(stats)
-            out = _conv(step.conv, out)
+                record.append(stats)
+            out = _conv(step.conv, out, dtype)
         buffer[:, channels : channels + growth_rate] = out
         channels += growth_rate
     return buffer
 
 
 def _step_backward(
-    step: NormActConv, inp: Tensor, stats: _Stats, grad_out: Tensor, needs_input: bool
+    step: NormActConv, inp: Tensor, stats: _Stats, grad_out: Tensor, dtype: torch.dtype, needs_input: bool
 ) -> tuple[Optional[Tensor], list[Optional[Tensor]]]:
     """Gradients of one BN-ReLU-conv step: its input's, then its norm's weight and bias and its conv's."""
     norm, conv = step
     act = _replay_norm_relu(norm, inp, stats)
+    weight = conv.weight.to(dtype)
     grad_act, grad_conv = torch.ops.aten.convolution_backward(
-        grad_out, act, conv.weight, None, conv.stride, conv.padding, conv.dilation,
+        grad_out.to(dtype), act.to(dtype), weight, None, conv.stride, conv.padding, conv.dilation,
         False, [0, 0], conv.groups, [True, conv.weight.requires_grad, False],
     )[:2]  # fmt: skip
+    grad_act = grad_act.to(act.dtype)
     torch.ops.aten.threshold_backward.grad_input(grad_act, act, 0, grad_input=grad_act)  # ReLU's, in place
     del act
-    grad_in, grad_weight, grad_bias = torch.ops.aten.native_batch_norm_backward(
-        grad_act, inp, norm.weight, norm.running_mean, norm.running_var, stats.mean, stats.invstd,
-        _uses_batch_stats(norm), norm.eps, [needs_input, norm.weight.requires_grad, norm.bias.requires_grad],
+    batch_stats = _uses_batch_stats(norm)
+    # Running statistics: ATen's own backward, as autograd takes for every eval-mode BatchNorm
+    # (cuDNN's backward knows batch statistics only).
+    grad_in, grad_weight, grad_bias = torch.ops.aten._batch_norm_impl_index_backward(
+        stats.impl if batch_stats else 0, inp, grad_act, norm.weight, norm.running_mean, norm.running_var,
+        stats.mean, stats.invstd, batch_stats, norm.eps,
+        [needs_input, norm.weight.requires_grad, norm.bias.requires_grad], stats.reserve,
     )  # fmt: skip
+    if grad_conv is not None:
+        grad_conv = grad_conv.to(conv.weight.dtype)
     return grad_in, [grad_weight, grad_bias, grad_conv]
 
 
 class _SharedBufferBlock(torch.autograd.Function):
     """Dense block over a shared buffer that recomputes BN-ReLU in backward.
 
-    Inputs are the block input, the layers, the growth rate and then, per step, the norm's
-    weight and bias and the conv's weight, so that autograd routes their gradients.
+    Inputs are the block input, the layers, the growth rate, the convolutions' dtype and then, per
+    step, the norm's weight and bias and the conv's weight, so that autograd routes their gradients.
     """
 
     @staticmethod
-    def forward(ctx, x: Tensor, layers: Sequence[DenseLayerSteps], growth_rate: int, *params: Tensor) -> Tensor:
-        record: list[Tensor] = []
-        buffer = _run_layers(x, layers, growth_rate, record)
-        ctx.layers, ctx.growth_rate, ctx.in_channels = layers, growth_rate, x.shape[1]
-        ctx.save_for_backward(buffer, *record)
+    def forward(
+        ctx, x: Tensor, layers: Sequence[DenseLayerSteps], growth_rate: int, dtype: torch.dtype, *params: Tensor
+    ) -> Tensor:
+        record: list = []
+        buffer = _run_layers(x, layers, growth_rate, dtype, record)
+        ctx.layers, ctx.growth_rate, ctx.dtype, ctx.in_channels = layers, growth_rate, dtype, x.shape[1]
+        ctx.impls = [item.impl for item in record if isinstance(item, _Stats)]
+        tensors = [t for item in record for t in (item[:3] if isinstance(item, _Stats) else (item,))]
+        ctx.save_for_backward(buffer, *tensors)
         return buffer
 
     @staticmethod
@@ -155,38 +182,43 @@ class _SharedBufferBlock(torch.autograd.Function):
         del grad_out
         layers, growth_rate = ctx.layers, ctx.growth_rate
         param_grads: list[Optional[Tensor]] = []
-        saved = iter(reversed(record))
+        saved, impls = iter(reversed(record)), iter(reversed(ctx.impls))
         channels = ctx.in_channels + len(layers) * growth_rate
         for index in reversed(range(len(layers))):
             steps = layers[index]
             channels -= growth_rate
             grad = grad_buffer[:, channels : channels + growth_rate].contiguous(memory_format=memory_format)
             for i in reversed(range(len(steps))):
-                invstd, mean = next(saved), next(saved)
+                reserve, invstd, mean = next(saved), next(saved), next(saved)
+                stats = _Stats(mean, invstd, reserve, next(impls))
                 inp = next(saved) if i > 0 else buffer[:, :channels].contiguous(memory_format=memory_format)
                 needs_input = i > 0 or index > 0 or ctx.needs_input_grad[0]
-                grad, step_grads = _step_backward(steps[i], inp, _Stats(mean, invstd), grad, needs_input)
+                grad, step_grads = _step_backward(steps[i], inp, stats, grad, ctx.dtype, needs_input)
                 del inp
                 param_grads[:0] = step_grads
             if grad is not None:
                 grad_buffer[:, :channels] += grad
             del grad
         grad_x = grad_buffer[:, : ctx.in_channels] if ctx.needs_input_grad[0] else None
-        return (grad_x, None, None, *param_grads)
+        return (grad_x, None, None, None, *param_grads)
 
 
 def _layer_params(layers: Sequence[DenseLayerSteps]) -> list[Tensor]:
-    """The tensors :class:`_SharedBufferBlock` takes after its first three inputs."""
+    """The tensors :class:`_SharedBufferBlock` takes after its first four inputs."""
     return [t for steps in layers for step in steps for t in (step.norm.weight, step.norm.bias, step.conv.weight)]
 
 
 def shared_buffer_block(x: Tensor, layers: Sequence[DenseLayerSteps], growth_rate: int) -> Tensor:
     """Runs a dense block of BN-ReLU-conv layers and returns all its features.
 
-    Stores only what the hand-written backward needs when gradients are required.
+    Under autocast the convolutions run in its dtype, as in the plain mode, and the buffer keeps
+    the dtype of ``x`` (the stem's output, so autocast's dtype too). Stores only what the
+    hand-written backward needs when gradients are required.
     """
     params = _layer_params(layers)
+    device = x.device.type
+    dtype = torch.get_autocast_dtype(device) if torch.is_autocast_enabled(device) else params[-1].dtype
     if torch.is_grad_enabled() and (x.requires_grad or any(p.requires_grad for p in params)):
-        return _SharedBufferBlock.apply(x, layers, growth_rate, *params)
+        return _SharedBufferBlock.apply(x, layers, growth_rate, dtype, *params)
     with torch.no_grad():
-        return _run_layers(x, layers, growth_rate)
+        return _run_layers(x, layers, growth_rate, dtype)

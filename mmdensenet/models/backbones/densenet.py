@@ -151,18 +151,24 @@ class _DenseBlock(nn.Module):
         return torch.cat(features, 1)
 
     def _use_shared_buffer(self, x: Tensor) -> bool:
-        """Whether the shared-buffer block applies: BN-ReLU layers, eager (no compile, no trace, no
-        autocast), no dropout.
+        """Whether the block runs through the shared buffer rather than by concatenation.
 
-        It recomputes BN-ReLU in backward, so it trains only in memory-efficient mode; the
-        plain mode uses it where nothing needs gradients.
+        - It serves BN-ReLU layers without dropout, in eager mode: compiled and traced graphs
+          (and other layers) concatenate, recomputing by checkpoint in memory-efficient mode.
+        - With gradients, it is the memory-efficient mode: it recomputes BN-ReLU in backward.
+        - Without, it saves the concatenations' copies on CPU. On CUDA, inference concatenates:
+          small batches there are bound by the host's per-operation cost, and the concatenating
+          layer issues the fewest operations (measured on an H100: the buffer took 1.6x
+          torchvision's time at batch 64).
         """
-        if torch.compiler.is_compiling() or torch.jit.is_tracing() or torch.is_autocast_enabled(x.device.type):
+        if torch.compiler.is_compiling() or torch.jit.is_tracing():
             return False
         if not all(layer.supports_shared_buffer() for layer in self.block):
             return False
         needs_grad = torch.is_grad_enabled() and (x.requires_grad or any(p.requires_grad for p in self.parameters()))
-        return self.block[0].memory_efficient or not needs_grad
+        if needs_grad:
+            return self.block[0].memory_efficient
+        return x.device.type != 'cuda'
 
 
 def _transition(in_channels: int, out_channels: Optional[int], norm_cfg: dict, act_cfg: dict) -> nn.Sequential:
