@@ -5,6 +5,8 @@ import torch
 from mmengine.registry import MODELS as ROOT_MODELS
 from mmpretrain.models.backbones import DenseNet as MMPretrainDenseNet
 from mmpretrain.registry import MODELS as MMPRETRAIN_MODELS
+from precision_checks import assert_bitwise_equal, assert_within_plain_rounding, twins
+from precision_checks import train_step as weighted_train_step
 from torch import nn
 
 from mmdensenet.models import DenseNet
@@ -326,19 +328,21 @@ def test_memory_efficient_is_exact_in_channels_last() -> None:
     exactness_check(plain, efficient, torch.randn(4, 3, 64, 64).contiguous(memory_format=torch.channels_last))
 
 
+@pytest.mark.parametrize('amp', [False, True])
 @pytest.mark.parametrize('memory_efficient', [False, True])
-def test_inference_without_autograd_matches_the_autograd_path(memory_efficient: bool) -> None:
+def test_inference_without_autograd_matches_the_autograd_path(memory_efficient: bool, amp: bool) -> None:
     model = DenseNet(TINY, out_indices=(0, 1, 2, 3), memory_efficient=memory_efficient).eval()
     x = torch.randn(2, 3, 64, 64)
-    with torch.no_grad():
-        buffered = model(x)
-    tracked = model(x)  # parameters need gradients: the plain mode concatenates
+    with torch.autocast('cpu', dtype=torch.bfloat16, enabled=amp):
+        with torch.no_grad():
+            buffered = model(x)
+        tracked = model(x)  # parameters need gradients: the plain mode concatenates
     for a, b in zip(buffered, tracked):
         torch.testing.assert_close(a, b)
 
 
-def saved_activation_bytes(model: nn.Module, x: torch.Tensor) -> int:
-    """Bytes of the distinct tensors autograd keeps for backward, parameters excluded."""
+def saved_activation_bytes(model: nn.Module, x: torch.Tensor, amp: bool = False) -> int:
+    """Bytes of the distinct tensors autograd keeps for backward, parameters excluded (also their autocast copies)."""
     params = {p.data_ptr() for p in model.parameters()}
     storages = {}
 
@@ -348,17 +352,18 @@ def saved_activation_bytes(model: nn.Module, x: torch.Tensor) -> int:
             storages[storage.data_ptr()] = storage.nbytes()
         return tensor
 
-    with torch.autograd.graph.saved_tensors_hooks(pack, lambda tensor: tensor):
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda tensor: tensor), torch.autocast('cpu', enabled=amp):
         outs = model(x)
     sum(o.sum() for o in outs).backward()
     return sum(storages.values())
 
 
-def test_memory_efficient_keeps_less_than_half_the_activations() -> None:
+@pytest.mark.parametrize('amp', [False, True])
+def test_memory_efficient_keeps_less_than_half_the_activations(amp: bool) -> None:
     arch = dict(growth_rate=8, depths=(4, 8, 8, 4), init_channels=16)
     x = torch.randn(2, 3, 64, 64)
-    plain = saved_activation_bytes(DenseNet(arch).train(), x)
-    efficient = saved_activation_bytes(DenseNet(arch, memory_efficient=True).train(), x)
+    plain = saved_activation_bytes(DenseNet(arch).train(), x, amp)
+    efficient = saved_activation_bytes(DenseNet(arch, memory_efficient=True).train(), x, amp)
     assert efficient < 0.5 * plain
 
 
@@ -367,3 +372,23 @@ def test_dynamo_captures_the_backbone_without_graph_breaks(memory_efficient: boo
     model = DenseNet(dict(growth_rate=4, depths=(1, 2, 1, 1), init_channels=8), memory_efficient=memory_efficient)
     explanation = torch._dynamo.explain(model.train())(torch.randn(2, 3, 32, 32))
     assert (explanation.graph_count, explanation.graph_break_count) == (1, 0), explanation.break_reasons
+
+
+@pytest.mark.parametrize(
+    'kwargs, memory_format',
+    [
+        (dict(), torch.contiguous_format),
+        (dict(), torch.channels_last),
+        (dict(frozen_stages=1), torch.contiguous_format),
+        (dict(norm_eval=True), torch.contiguous_format),
+    ],
+)
+def test_memory_efficient_equals_plain_under_bfloat16_autocast(kwargs: dict, memory_format) -> None:
+    """On CPU the two modes run the same kernels in the same order: bitwise equal, so equally far from float64."""
+    arch = dict(growth_rate=8, depths=(2, 2, 2), init_channels=16)
+    plain, efficient, reference = twins(arch, memory_format, **kwargs)
+    x = torch.randn(16, 3, 32, 32).contiguous(memory_format=memory_format)
+    results = [weighted_train_step(m, x, torch.bfloat16) for m in (plain, efficient)]
+    assert all(o.dtype == torch.bfloat16 for o in results[1].outputs)
+    assert_bitwise_equal(*results)
+    assert_within_plain_rounding(*results, weighted_train_step(reference, x.double()))
