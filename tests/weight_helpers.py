@@ -5,6 +5,7 @@ import re
 from pathlib import Path
 from typing import Union
 
+import pytest
 import torch
 import yaml
 from mmengine.config import Config
@@ -78,6 +79,14 @@ def table_checkpoint_urls() -> dict[str, str]:
     return {arch: weights[f'configs/densenet{arch}_4xb256_in1k.py'] for arch in TORCHVISION_FILES}
 
 
+def use_download_cache(monkeypatch: pytest.MonkeyPatch, folder: Path) -> Path:
+    """Points TORCH_HOME into ``folder``; returns the folder where mmengine's http loader then caches downloads."""
+    monkeypatch.setenv('TORCH_HOME', str(folder / 'torch'))
+    cache = folder / 'torch' / 'hub' / 'checkpoints'
+    cache.mkdir(parents=True)
+    return cache
+
+
 def build_config_classifier(arch: str) -> nn.Module:
     """The model of configs/densenet{arch}_4xb256_in1k.py, in eval mode."""
     cfg = Config.fromfile(REPO / 'configs' / f'densenet{arch}_4xb256_in1k.py')
@@ -93,6 +102,6 @@ def logits(model: nn.Module, images: Tensor) -> Tensor:
 
 
 def assert_same_logits(ours: Tensor, theirs: Tensor) -> None:
-    """Equal to 1e-5 relative to the largest logit, and not trivially so."""
+    """Equal to 1e-5 relative to the largest logit (or feature), and not trivially so."""
     assert theirs.std() > 0 and theirs.isfinite().all()
     torch.testing.assert_close(ours, theirs, rtol=1e-5, atol=1e-5 * theirs.abs().max().item())

@@ -31,10 +31,12 @@ from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 from weight_helpers import (
     TORCHVISION_FILES,
+    assert_same_logits,
     mmpretrain_classifier,
     published_layout,
     randomize_batchnorm,
     table_checkpoint_urls,
+    use_download_cache,
 )
 
 from mmdensenet.models import DenseNet
@@ -139,21 +141,6 @@ def torchvision_file(arch: str, folder: Path) -> tuple[Path, nn.Module]:
     path = folder / TORCHVISION_FILES[arch]
     torch.save(published_layout(model.state_dict()), path)
     return path, model
-
-
-def cache_table_checkpoint(arch: str, monkeypatch: pytest.MonkeyPatch, folder: Path) -> tuple[str, nn.Module]:
-    """Puts a checkpoint of mmpretrain's DenseNet classifier where mmengine caches the table's URL for ``arch``.
-
-    Returns:
-        The URL and the classifier.
-    """
-    monkeypatch.setenv('TORCH_HOME', str(folder / 'torch'))
-    url = table_checkpoint_urls()[arch]
-    cache = folder / 'torch' / 'hub' / 'checkpoints'
-    cache.mkdir(parents=True)
-    model = mmpretrain_classifier(arch)
-    torch.save({'meta': {'mmcls_version': '0.23.0'}, 'state_dict': model.state_dict()}, cache / url.split('/')[-1])
-    return url, model
 
 
 @pytest.fixture(scope='module')
@@ -271,20 +258,24 @@ def assert_loaded_cleanly(log: str, checkpoint: object) -> None:
 
 
 def last_tap(backbone: nn.Module, images: torch.Tensor) -> torch.Tensor:
+    backbone.eval()  # mmpretrain's DenseNet.train() returns None, not the module
     with torch.no_grad():
-        return backbone.eval()(images)[-1]
+        return backbone(images)[-1]
 
 
 def test_shipped_config_loads_the_table_checkpoint_as_it_is(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path, mmengine_log: list[str]
 ) -> None:
-    url, classifier = cache_table_checkpoint('121', monkeypatch, tmp_path)
+    url = table_checkpoint_urls()['121']
+    classifier = mmpretrain_classifier('121')
+    cached = use_download_cache(monkeypatch, tmp_path) / url.split('/')[-1]
+    torch.save({'meta': {'mmcls_version': '0.23.0'}, 'state_dict': classifier.state_dict()}, cached)
     detector = build_detector(Config.fromfile(RETINANET))
 
     detector.init_weights()
 
     images = torch.randn(1, 3, 64, 64)
-    torch.testing.assert_close(last_tap(detector.backbone, images), last_tap(classifier.backbone, images))
+    assert_same_logits(last_tap(detector.backbone, images), last_tap(classifier.backbone, images))
     assert_loaded_cleanly('\n'.join(mmengine_log), url)
 
 
@@ -301,7 +292,7 @@ def test_offline_a_torchvision_file_loads_without_conversion(
     images = torch.randn(1, 3, 64, 64)
     with torch.no_grad():
         expected = torch.relu(torchvision_model.features(images))
-    torch.testing.assert_close(last_tap(detector.backbone, images), expected)
+    assert_same_logits(last_tap(detector.backbone, images), expected)
     assert_loaded_cleanly('\n'.join(mmengine_log), path)
 
 
@@ -316,8 +307,9 @@ def test_readme_config_trains_and_predicts(coco_root: Path, tmp_path: Path, monk
     config = tmp_path / 'retinanet_densenet_fpn_1x_tiny.py'
     config.write_text(readme_detection_config())
     cfg = load_config(config, coco_root, tmp_path / 'work_dir')
-    checkpoint, _ = cache_table_checkpoint(cfg.model.backbone.arch, monkeypatch, tmp_path)
-    assert cfg.model.backbone.init_cfg.checkpoint == checkpoint
+    checkpoint = cfg.model.backbone.init_cfg.checkpoint
+    assert checkpoint == f'torchvision://densenet{cfg.model.backbone.arch}'
+    torchvision_file(cfg.model.backbone.arch, use_download_cache(monkeypatch, tmp_path))
     cfg.merge_from_dict({'train_cfg.max_epochs': 1, 'default_hooks.logger.interval': 1})
     keep_every_prediction(cfg)
 

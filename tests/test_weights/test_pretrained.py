@@ -17,10 +17,12 @@ from torch import Tensor, nn
 from weight_helpers import (
     TORCHVISION_FILES,
     RunsCommand,
+    assert_same_logits,
     mmpretrain_classifier,
     published_layout,
     randomize_batchnorm,
     table_checkpoint_urls,
+    use_download_cache,
 )
 
 from mmdensenet.models import DenseNet
@@ -108,16 +110,13 @@ def assert_same_features(backbone: DenseNet, expected: Callable[[Tensor], Tensor
     with torch.no_grad():
         theirs = expected(images)
         ours = backbone(images)[-1]
-    assert theirs.std() > 0
-    torch.testing.assert_close(ours, theirs, rtol=1e-5, atol=1e-5 * theirs.abs().max().item())
+    assert_same_logits(ours, theirs)
 
 
 @pytest.fixture
 def hub_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     """The folder where mmengine's http loader caches downloads, in a fresh TORCH_HOME; emptied afterwards."""
-    monkeypatch.setenv('TORCH_HOME', str(tmp_path / 'torch'))
-    cache = tmp_path / 'torch' / 'hub' / 'checkpoints'
-    cache.mkdir(parents=True)
+    cache = use_download_cache(monkeypatch, tmp_path)
     yield cache
     shutil.rmtree(cache)  # the real-size files need not outlive the test
 
