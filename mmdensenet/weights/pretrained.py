@@ -139,7 +139,7 @@ def _under(state_dict: StateDict, prefix: str) -> StateDict:
     return {key.removeprefix(prefix): tensor for key, tensor in state_dict.items() if key.startswith(prefix)}
 
 
-def _carries(state_dict: StateDict, prefix: str) -> bool:
+def _carries(state_dict: StateDict, prefix: Union[str, tuple[str, ...]]) -> bool:
     return any(key.startswith(prefix) for key in state_dict)
 
 

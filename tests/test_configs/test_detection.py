@@ -40,6 +40,7 @@ from weight_helpers import (
 )
 
 from mmdensenet.models import DenseNet
+from mmdensenet.weights import load_pretrained
 
 ROOT = Path(__file__).resolve().parents[2]
 CONFIGS = sorted((ROOT / 'configs' / 'detection').glob('*.py'))
@@ -357,6 +358,11 @@ def test_mim_train_and_test_a_shipped_config(
     assert 'coco/bbox_mAP' in train_log
     checkpoint = tmp_path / 'train' / 'epoch_1.pth'
     assert checkpoint.is_file()
+    # The detector's own checkpoint gives a backbone its weights too.
+    backbone = DenseNet('121')
+    assert load_pretrained(backbone, str(checkpoint), 'backbone.') == 'classifier or detector (backbone.*)'
+    trained = torch.load(checkpoint)['state_dict']
+    assert all(torch.equal(trained[f'backbone.{key}'], value) for key, value in backbone.state_dict().items())
 
     test_log = run_mim('test', tmp_path / 'test', '--checkpoint', str(checkpoint), options=options)
 
