@@ -7,7 +7,9 @@ cache, where the tests place the files under the URL's name, so the real code pa
 
 import re
 import shutil
+import threading
 from collections.abc import Callable, Iterator
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -145,6 +147,8 @@ def test_converter_output_loads_with_or_without_prefix(tmp_path: Path) -> None:
     for pretrained in ({}, {'prefix': 'backbone.'}):
         backbone = pretrained_backbone(converted, arch='121', **pretrained)
         assert_same_features(backbone, torchvision_features(torchvision_model))
+    layout = load_pretrained(DenseNet('121'), str(converted))
+    assert layout == f"mmdensenet's conversion of {TORCHVISION_FILES['121']}"
 
 
 @pytest.mark.parametrize('arch', TORCHVISION_FILES)
@@ -224,6 +228,44 @@ def test_a_wrong_shape_is_refused(tmp_path: Path) -> None:
     )
     with pytest.raises(CheckpointError, match=re.escape(message)):
         pretrained_backbone(path)
+
+
+@pytest.fixture
+def file_server(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[str, Path, list[str]]]:
+    """An HTTP server on this machine serving a folder: its URL, the folder and the paths requested."""
+    monkeypatch.setenv('no_proxy', '127.0.0.1')  # urllib would send the request to a configured proxy
+    folder = tmp_path / 'served'
+    folder.mkdir()
+    requests: list[str] = []
+
+    class Handler(SimpleHTTPRequestHandler):
+        def __init__(self, *args, **kwargs) -> None:
+            super().__init__(*args, directory=str(folder), **kwargs)
+
+        def do_GET(self) -> None:
+            requests.append(self.path)
+            super().do_GET()
+
+        def log_message(self, *args) -> None:
+            pass
+
+    server = ThreadingHTTPServer(('127.0.0.1', 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f'http://127.0.0.1:{server.server_port}', folder, requests
+    server.shutdown()
+    thread.join()
+
+
+def test_a_url_is_downloaded_once_into_the_cache(file_server: tuple, hub_cache: Path) -> None:
+    url, served, requests = file_server
+    path, expected = write_torchvision_published(served)
+
+    for _ in range(2):
+        assert_same_features(pretrained_backbone(f'{url}/{path.name}', prefix='backbone.'), expected)
+
+    assert requests == [f'/{path.name}']
+    assert (hub_cache / path.name).read_bytes() == path.read_bytes()
 
 
 def test_code_in_a_downloaded_checkpoint_never_runs(hub_cache: Path, tmp_path: Path) -> None:
