@@ -1,6 +1,7 @@
 # Faster R-CNN with a DenseNet-121 backbone and FPN, COCO, 1x schedule.
-# The backbone starts from torchvision's ImageNet weights converted by
-#   python tools/convert_torchvision.py densenet121-a639ec97.pth checkpoints/densenet121_mm.pth
+# The backbone starts from ImageNet weights: mmpretrain's DenseNet-121 checkpoint (torchvision's weights in
+# mmpretrain's layout), downloaded once into torch's cache. Offline, point it at a local torchvision or
+# converted file instead: --cfg-options model.backbone.init_cfg.checkpoint=densenet121-a639ec97.pth
 _base_ = 'mmdet::faster_rcnn/faster-rcnn_r50_fpn_1x_coco.py'
 
 custom_imports = dict(imports=['mmdensenet'], allow_failed_imports=False)
@@ -13,7 +14,12 @@ model = dict(
         out_indices=(0, 1, 2, 3),
         frozen_stages=1,
         norm_eval=True,
-        init_cfg=dict(type='Pretrained', checkpoint='checkpoints/densenet121_mm.pth', prefix='backbone.'),
+        init_cfg=dict(
+            type='Pretrained',
+            checkpoint='https://download.openmmlab.com/mmclassification/v0/densenet/'
+            'densenet121_4xb256_in1k_20220426-07450f99.pth',
+            prefix='backbone.',
+        ),
     ),
     neck=dict(in_channels=[256, 512, 1024, 1024]),
 )

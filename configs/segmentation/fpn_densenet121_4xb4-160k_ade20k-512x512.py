@@ -1,6 +1,7 @@
 # Semantic FPN with a DenseNet-121 encoder, ADE20K, mmseg's 160k schedule (needs mmsegmentation).
-# The encoder starts from torchvision's ImageNet weights converted by
-#   python tools/convert_torchvision.py densenet121-a639ec97.pth checkpoints/densenet121_mm.pth
+# The encoder starts from ImageNet weights: mmpretrain's DenseNet-121 checkpoint (torchvision's weights in
+# mmpretrain's layout), downloaded once into torch's cache. Offline, point it at a local torchvision or
+# converted file instead: --cfg-options model.backbone.init_cfg.checkpoint=densenet121-a639ec97.pth
 _base_ = 'mmseg::sem_fpn/fpn_r50_4xb4-160k_ade20k-512x512.py'
 
 custom_imports = dict(imports=['mmdensenet'], allow_failed_imports=False)
@@ -13,7 +14,12 @@ model = dict(
         arch='121',
         out_indices=(0, 1, 2, 3),
         norm_cfg=dict(type='SyncBN', requires_grad=True),
-        init_cfg=dict(type='Pretrained', checkpoint='checkpoints/densenet121_mm.pth', prefix='backbone.'),
+        init_cfg=dict(
+            type='Pretrained',
+            checkpoint='https://download.openmmlab.com/mmclassification/v0/densenet/'
+            'densenet121_4xb256_in1k_20220426-07450f99.pth',
+            prefix='backbone.',
+        ),
     ),
     neck=dict(in_channels=[256, 512, 1024, 1024]),
 )

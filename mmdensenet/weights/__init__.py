@@ -1,4 +1,4 @@
-"""Weights in and out: torchvision conversion and safe loading of checkpoints.
+"""Weights in and out: torchvision conversion, pretrained backbones and safe loading of checkpoints.
 
 Importing it allowlists the harmless classes of mmengine's own checkpoints for torch's
 weights-only loading (see :mod:`.safe_globals`).
@@ -6,6 +6,7 @@ weights-only loading (see :mod:`.safe_globals`).
 
 from .checkpoint_io import CheckpointError, read_checkpoint, save_atomically, unwrap_state_dict
 from .convert import Conversion, from_torchvision, to_torchvision
+from .pretrained import load_pretrained
 from .safe_globals import allow_mmengine_checkpoints
 
 allow_mmengine_checkpoints()
@@ -15,6 +16,7 @@ __all__ = [
     'Conversion',
     'allow_mmengine_checkpoints',
     'from_torchvision',
+    'load_pretrained',
     'read_checkpoint',
     'save_atomically',
     'to_torchvision',

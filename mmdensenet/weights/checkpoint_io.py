@@ -3,7 +3,8 @@
 import hashlib
 import io
 import pickle
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +36,15 @@ def _reason(error: BaseException) -> str:
             return line.removeprefix(UNPICKLER_REASON).split('. ')[0].strip()
     reasons = [line for line in lines if line and not line.startswith(TORCH_BOILERPLATE)]
     return reasons[0] if reasons else type(error).__name__
+
+
+@contextmanager
+def errors_about(source: str) -> Iterator[None]:
+    """Prefixes the message of a CheckpointError raised in the block with ``source``."""
+    try:
+        yield
+    except CheckpointError as error:
+        raise CheckpointError(f'{source}: {error}') from None
 
 
 def read_checkpoint(path: str) -> tuple[Any, str]:

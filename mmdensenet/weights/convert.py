@@ -1,14 +1,12 @@
 """Converting checkpoint files between torchvision's DenseNet and our classifier configs."""
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
 from mmdensenet.version import __version__
 
-from .checkpoint_io import CheckpointError, read_checkpoint, save_atomically, unwrap_state_dict
+from .checkpoint_io import CheckpointError, errors_about, read_checkpoint, save_atomically, unwrap_state_dict
 from .torchvision_keys import check_state_dict, detect_arch, to_our_key, to_torchvision_key
 
 
@@ -26,14 +24,6 @@ class Conversion:
         filled = f' ({self.filled} num_batches_tracked set to 0)' if self.filled else ''
         lines = (f'arch: DenseNet-{self.arch}', f'tensors: {self.tensors}{filled}', f'output: {self.output}')
         return '\n'.join((*lines, f'sha256: {self.sha256}'))
-
-
-@contextmanager
-def _errors_about(src: str) -> Iterator[None]:
-    try:
-        yield
-    except CheckpointError as error:
-        raise CheckpointError(f'{src}: {error}') from None
 
 
 def _check_paths(src: str, dst: str) -> None:
@@ -57,7 +47,7 @@ def from_torchvision(src: str, dst: str, arch: Optional[str] = None) -> Conversi
     _check_paths(src, dst)
     checkpoint, source_sha256 = read_checkpoint(src)
     torchvision_state = unwrap_state_dict(checkpoint, src)
-    with _errors_about(src):
+    with errors_about(src):
         renamed = {to_our_key(key): tensor for key, tensor in torchvision_state.items()}
         found = detect_arch(renamed)
         _check_arch(found, arch)
@@ -81,7 +71,7 @@ def to_torchvision(src: str, dst: str, arch: Optional[str] = None) -> Conversion
     _check_paths(src, dst)
     checkpoint, _ = read_checkpoint(src)
     state_dict = unwrap_state_dict(checkpoint, src)
-    with _errors_about(src):
+    with errors_about(src):
         found = detect_arch(state_dict)
         _check_arch(found, arch)
         checked = check_state_dict(state_dict, found)

@@ -9,7 +9,7 @@ Ours (mmpretrain's, as in its model zoo): ``backbone.stem.{0,1}``,
 """
 
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Mapping
 from functools import cache
 
 import torch
@@ -31,8 +31,10 @@ MODULE_PAIRS = (
 )
 # torchvision files published before 0.3 name a layer's modules norm.1, conv.1, norm.2, conv.2.
 OLD_LAYER_KEY = re.compile(r'(\.denselayer\d+\.(?:norm|conv))\.([12])\.')
-LAYER_KEY = re.compile(r'backbone\.stages\.(\d+)\.block\.(\d+)\.')
+# A dense layer's key in our classifier (backbone.stages...) or in a bare backbone (stages...).
+LAYER_KEY = re.compile(r'(?:backbone\.)?stages\.(\d+)\.block\.(\d+)\.')
 BATCHES_TRACKED = 'num_batches_tracked'
+MISSING_SHOWN = 3  # missing tensors an error names
 
 
 @cache
@@ -63,19 +65,32 @@ def to_torchvision_key(our_key: str) -> str:
     return _rename(our_key, from_torchvision=False)
 
 
-def detect_arch(our_keys: Iterable[str]) -> str:
-    """The torchvision arch whose dense blocks have as many layers as these keys name."""
+def block_depths(our_keys: Iterable[str]) -> tuple[int, ...]:
+    """The number of layers of each dense block that these keys (of our classifier or backbone) name."""
     layers: dict[int, set[int]] = {}
     for key in our_keys:
         match = LAYER_KEY.match(key)
         if match:
             layers.setdefault(int(match[1]), set()).add(int(match[2]))
-    depths = tuple(len(layers.get(block, ())) for block in range(max(layers, default=-1) + 1))
+    return tuple(len(layers.get(block, ())) for block in range(max(layers, default=-1) + 1))
+
+
+def describe_depths(depths: tuple[int, ...]) -> str:
+    """``depths`` in words, naming the arch they make: 'DenseNet-121, dense blocks of 6-12-24-16 layers'."""
+    blocks = f'dense blocks of {"-".join(map(str, depths)) or "none"} layers'
+    for arch in TORCHVISION_ARCHS:
+        if depths == DenseNet.arch_settings[arch]['depths']:
+            return f'DenseNet-{arch}, {blocks}'
+    return blocks
+
+
+def detect_arch(our_keys: Iterable[str]) -> str:
+    """The torchvision arch whose dense blocks have as many layers as these keys name."""
+    depths = block_depths(our_keys)
     for arch in TORCHVISION_ARCHS:
         if depths == DenseNet.arch_settings[arch]['depths']:
             return arch
-    found = '-'.join(map(str, depths)) or 'none'
-    raise CheckpointError(f'not a DenseNet-{"/".join(TORCHVISION_ARCHS)}: dense blocks of {found} layers')
+    raise CheckpointError(f'not a DenseNet-{"/".join(TORCHVISION_ARCHS)}: {describe_depths(depths)}')
 
 
 def expected_shapes(arch: str, num_classes: int) -> dict[str, torch.Size]:
@@ -87,27 +102,35 @@ def expected_shapes(arch: str, num_classes: int) -> dict[str, torch.Size]:
     return {**shapes, 'head.fc.weight': torch.Size((num_classes, channels)), 'head.fc.bias': torch.Size((num_classes,))}
 
 
-def check_state_dict(state_dict: StateDict, arch: str, display_key=str) -> StateDict:
-    """Checks names and shapes against ``arch`` and orders the tensors like our model.
+def check_tensors(
+    state_dict: StateDict, shapes: Mapping[str, torch.Size], owner: str, display_key: Callable[[str], str] = str
+) -> StateDict:
+    """Checks that ``state_dict`` holds exactly the tensors of ``owner``, named and shaped as in ``shapes``.
 
     A missing ``num_batches_tracked`` (files saved before BatchNorm had it) becomes 0, the value
     BatchNorm itself assumes for such files. ``display_key`` names tensors in error messages.
+
+    Returns:
+        The tensors in the order of ``shapes``.
     """
-    num_classes = state_dict['head.fc.weight'].shape[0] if 'head.fc.weight' in state_dict else 1000
-    shapes = expected_shapes(arch, num_classes)
+    missing = [key for key in shapes if key not in state_dict and not key.endswith(BATCHES_TRACKED)]
+    if missing:
+        first = ', '.join(map(display_key, missing[:MISSING_SHOWN]))
+        more = f' and {len(missing) - MISSING_SHOWN} more' if len(missing) > MISSING_SHOWN else ''
+        raise CheckpointError(f'missing tensor{"s" if len(missing) > 1 else ""} {first}{more} of {owner}')
     unexpected = [key for key in state_dict if key not in shapes]
     if unexpected:
-        raise CheckpointError(f'unexpected tensor {display_key(unexpected[0])} for DenseNet-{arch}')
+        raise CheckpointError(f'unexpected tensor {display_key(unexpected[0])} for {owner}')
     checked = {}
     for key, shape in shapes.items():
-        tensor = state_dict.get(key)
-        if tensor is None and key.endswith(BATCHES_TRACKED):
-            tensor = torch.tensor(0, dtype=torch.long)
-        if tensor is None:
-            raise CheckpointError(f'missing tensor {display_key(key)} of DenseNet-{arch}')
+        tensor = state_dict.get(key, torch.tensor(0, dtype=torch.long))  # only num_batches_tracked may be absent
         if tensor.shape != shape:
-            raise CheckpointError(
-                f'{display_key(key)} has shape {tuple(tensor.shape)}, DenseNet-{arch} needs {tuple(shape)}'
-            )
+            raise CheckpointError(f'{display_key(key)} has shape {tuple(tensor.shape)}, {owner} needs {tuple(shape)}')
         checked[key] = tensor
     return checked
+
+
+def check_state_dict(state_dict: StateDict, arch: str, display_key: Callable[[str], str] = str) -> StateDict:
+    """Checks names and shapes against our classifier for ``arch`` and orders the tensors like it."""
+    num_classes = state_dict['head.fc.weight'].shape[0] if 'head.fc.weight' in state_dict else 1000
+    return check_tensors(state_dict, expected_shapes(arch, num_classes), f'DenseNet-{arch}', display_key)

@@ -29,9 +29,18 @@ from mmengine.registry import init_default_scope
 from mmengine.runner import Runner
 from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
+from weight_helpers import (
+    TORCHVISION_FILES,
+    assert_same_logits,
+    mmpretrain_classifier,
+    published_layout,
+    randomize_batchnorm,
+    table_checkpoint_urls,
+    use_download_cache,
+)
 
 from mmdensenet.models import DenseNet
-from mmdensenet.weights import from_torchvision
+from mmdensenet.weights import load_pretrained
 
 ROOT = Path(__file__).resolve().parents[2]
 CONFIGS = sorted((ROOT / 'configs' / 'detection').glob('*.py'))
@@ -127,18 +136,17 @@ def build_detector(cfg: Config) -> nn.Module:
     return MODELS.build(cfg.model)
 
 
-def convert_torchvision_weights(arch: str, folder: Path) -> Path:
-    """torchvision's DenseNet (random weights) converted the way users convert the published files."""
-    source = folder / f'densenet{arch}_tv.pth'
-    torch.save(getattr(torchvision.models, f'densenet{arch}')().state_dict(), source)
-    target = folder / f'densenet{arch}_mm.pth'
-    from_torchvision(str(source), str(target), arch)
-    return target
+def torchvision_file(arch: str, folder: Path) -> tuple[Path, nn.Module]:
+    """torchvision's DenseNet (random weights) saved as torchvision publishes it, under the published name."""
+    model = randomize_batchnorm(getattr(torchvision.models, f'densenet{arch}')())
+    path = folder / TORCHVISION_FILES[arch]
+    torch.save(published_layout(model.state_dict()), path)
+    return path, model
 
 
 @pytest.fixture(scope='module')
-def densenet121_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return convert_torchvision_weights('121', tmp_path_factory.mktemp('checkpoints'))
+def densenet121_torchvision_file(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, nn.Module]:
+    return torchvision_file('121', tmp_path_factory.mktemp('checkpoints'))
 
 
 class _Records(logging.Handler):
@@ -184,7 +192,7 @@ def test_shipped_config_builds_densenet121_with_matching_fpn(config: Path) -> No
     assert (backbone_cfg.type, backbone_cfg.arch) == ('mmdensenet.DenseNet', '121')
     assert (backbone_cfg.frozen_stages, backbone_cfg.norm_eval) == (1, True)
     assert backbone_cfg.init_cfg == dict(
-        type='Pretrained', checkpoint='checkpoints/densenet121_mm.pth', prefix='backbone.'
+        type='Pretrained', checkpoint=table_checkpoint_urls()['121'], prefix='backbone.'
     )
     detector = build_detector(cfg)
     assert isinstance(detector.backbone, DenseNet)
@@ -244,27 +252,49 @@ def test_training_iterations_on_tiny_coco(config: Path, coco_root: Path, tmp_pat
         assert result.pred_instances.masks.shape[1:] == (IMAGE_HEIGHT, IMAGE_WIDTH)
 
 
-def assert_loaded_cleanly(log: str, checkpoint: Path) -> None:
-    """The log shows the backbone loaded from ``checkpoint`` and no complaint about its keys."""
-    assert f'load backbone. in model from: {checkpoint}' in log
+def assert_loaded_cleanly(log: str, checkpoint: object) -> None:
+    """The log shows every tensor of the backbone loaded from ``checkpoint`` and no complaint about keys."""
+    assert re.search(rf'loaded all \d+ tensors of the backbone from {re.escape(str(checkpoint))} \(', log), log[-3000:]
     assert not [warning for warning in LOAD_WARNINGS if warning in log]
 
 
-def test_pretrained_init_cfg_loads_converted_weights(densenet121_checkpoint: Path, mmengine_log: list[str]) -> None:
-    cfg = Config.fromfile(RETINANET)
-    cfg.model.backbone.init_cfg.checkpoint = str(densenet121_checkpoint)
-    detector = build_detector(cfg)
-    saved = torch.load(densenet121_checkpoint)['state_dict']
-    expected = {key.removeprefix('backbone.'): value for key, value in saved.items() if key.startswith('backbone.')}
-    backbone_state = detector.backbone.state_dict()
-    assert backbone_state.keys() == expected.keys()
-    assert not torch.equal(backbone_state['stem.0.weight'], expected['stem.0.weight'])
+def last_tap(backbone: nn.Module, images: torch.Tensor) -> torch.Tensor:
+    backbone.eval()  # mmpretrain's DenseNet.train() returns None, not the module
+    with torch.no_grad():
+        return backbone(images)[-1]
+
+
+def test_shipped_config_loads_the_table_checkpoint_as_it_is(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, mmengine_log: list[str]
+) -> None:
+    url = table_checkpoint_urls()['121']
+    classifier = mmpretrain_classifier('121')
+    cached = use_download_cache(monkeypatch, tmp_path) / url.split('/')[-1]
+    torch.save({'meta': {'mmcls_version': '0.23.0'}, 'state_dict': classifier.state_dict()}, cached)
+    detector = build_detector(Config.fromfile(RETINANET))
 
     detector.init_weights()
 
-    backbone_state = detector.backbone.state_dict()
-    assert all(torch.equal(backbone_state[key], value) for key, value in expected.items())
-    assert_loaded_cleanly('\n'.join(mmengine_log), densenet121_checkpoint)
+    images = torch.randn(1, 3, 64, 64)
+    assert_same_logits(last_tap(detector.backbone, images), last_tap(classifier.backbone, images))
+    assert_loaded_cleanly('\n'.join(mmengine_log), url)
+
+
+def test_offline_a_torchvision_file_loads_without_conversion(
+    densenet121_torchvision_file: tuple[Path, nn.Module], mmengine_log: list[str]
+) -> None:
+    path, torchvision_model = densenet121_torchvision_file
+    cfg = Config.fromfile(RETINANET)
+    cfg.merge_from_dict({'model.backbone.init_cfg.checkpoint': str(path)})  # as --cfg-options does
+    detector = build_detector(cfg)
+
+    detector.init_weights()
+
+    images = torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        expected = torch.relu(torchvision_model.features(images))
+    assert_same_logits(last_tap(detector.backbone, images), expected)
+    assert_loaded_cleanly('\n'.join(mmengine_log), path)
 
 
 def readme_detection_config() -> str:
@@ -274,13 +304,13 @@ def readme_detection_config() -> str:
     return re.search(r'```python\n(.*?)```', section, re.DOTALL).group(1)
 
 
-def test_readme_config_trains_and_predicts(coco_root: Path, tmp_path: Path) -> None:
+def test_readme_config_trains_and_predicts(coco_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     config = tmp_path / 'retinanet_densenet_fpn_1x_tiny.py'
     config.write_text(readme_detection_config())
     cfg = load_config(config, coco_root, tmp_path / 'work_dir')
-    backbone_cfg = cfg.model.backbone
-    checkpoint = convert_torchvision_weights(backbone_cfg.arch, tmp_path)
-    backbone_cfg.init_cfg.checkpoint = str(checkpoint)
+    checkpoint = cfg.model.backbone.init_cfg.checkpoint
+    assert checkpoint == f'torchvision://densenet{cfg.model.backbone.arch}'
+    torchvision_file(cfg.model.backbone.arch, use_download_cache(monkeypatch, tmp_path))
     cfg.merge_from_dict({'train_cfg.max_epochs': 1, 'default_hooks.logger.interval': 1})
     keep_every_prediction(cfg)
 
@@ -311,20 +341,28 @@ def run_mim(command: str, work_dir: Path, *args: str, options: dict[str, Any]) -
     return log_file.read_text()
 
 
-def test_mim_train_and_test_a_shipped_config(coco_root: Path, densenet121_checkpoint: Path, tmp_path: Path) -> None:
+def test_mim_train_and_test_a_shipped_config(
+    coco_root: Path, densenet121_torchvision_file: tuple[Path, nn.Module], tmp_path: Path
+) -> None:
+    torchvision_weights, _ = densenet121_torchvision_file
     options = tiny_data_options(coco_root) | {
         'train_cfg.max_epochs': 1,
         'default_hooks.logger.interval': 1,
-        'model.backbone.init_cfg.checkpoint': str(densenet121_checkpoint),
+        'model.backbone.init_cfg.checkpoint': str(torchvision_weights),  # the README's offline way
         'model.test_cfg.score_thr': 0.0,  # so that the untrained detector has boxes to evaluate
     }
     train_log = run_mim('train', tmp_path / 'train', options=options)
 
     assert 'Epoch(train) [1][2/2]' in train_log
-    assert_loaded_cleanly(train_log, densenet121_checkpoint)
+    assert_loaded_cleanly(train_log, torchvision_weights)
     assert 'coco/bbox_mAP' in train_log
     checkpoint = tmp_path / 'train' / 'epoch_1.pth'
     assert checkpoint.is_file()
+    # The detector's own checkpoint gives a backbone its weights too.
+    backbone = DenseNet('121')
+    assert load_pretrained(backbone, str(checkpoint), 'backbone.') == 'classifier or detector (backbone.*)'
+    trained = torch.load(checkpoint)['state_dict']
+    assert all(torch.equal(trained[f'backbone.{key}'], value) for key, value in backbone.state_dict().items())
 
     test_log = run_mim('test', tmp_path / 'test', '--checkpoint', str(checkpoint), options=options)
 

@@ -6,12 +6,20 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+import torchvision
 from mmengine.config import Config
 from mmengine.model import revert_sync_batchnorm
 from mmengine.optim import build_optim_wrapper
 from mmengine.registry import init_default_scope
 from mmengine.structures import PixelData
 from torch import nn
+from weight_helpers import (
+    TORCHVISION_FILES,
+    assert_same_logits,
+    published_layout,
+    randomize_batchnorm,
+    table_checkpoint_urls,
+)
 
 from mmdensenet.models import DenseNet
 
@@ -49,10 +57,27 @@ def test_config_puts_densenet121_under_semantic_fpn(cfg: Config, segmentor: nn.M
     assert cfg.custom_imports == dict(imports=['mmdensenet'], allow_failed_imports=False)
     assert cfg.model.pretrained is None
     assert cfg.model.backbone.init_cfg == dict(
-        type='Pretrained', checkpoint='checkpoints/densenet121_mm.pth', prefix='backbone.'
+        type='Pretrained', checkpoint=table_checkpoint_urls()['121'], prefix='backbone.'
     )
     assert isinstance(segmentor.backbone, DenseNet)
     assert list(cfg.model.neck.in_channels) == list(segmentor.backbone.out_channels)
+
+
+def test_offline_the_encoder_loads_a_torchvision_file(cfg: Config, tmp_path: Path) -> None:
+    torchvision_model = randomize_batchnorm(torchvision.models.densenet121())
+    path = tmp_path / TORCHVISION_FILES['121']
+    torch.save(published_layout(torchvision_model.state_dict()), path)
+    model_cfg = copy.deepcopy(cfg.model)
+    model_cfg.backbone.init_cfg.checkpoint = str(path)  # as --cfg-options model.backbone.init_cfg.checkpoint=... does
+    init_default_scope(cfg.default_scope)
+    model = revert_sync_batchnorm(MODELS.build(model_cfg))
+
+    model.init_weights()
+
+    images = torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        expected = torch.relu(torchvision_model.features(images))
+        assert_same_logits(model.backbone.eval()(images)[-1], expected)
 
 
 def test_training_step_reaches_the_encoder(cfg: Config, segmentor: nn.Module) -> None:

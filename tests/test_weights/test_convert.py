@@ -8,24 +8,11 @@ import torch
 import torchvision
 import yaml
 from mmengine.runner import load_checkpoint
-from mmpretrain.registry import MODELS
-from torch import nn
-from weight_helpers import REPO, assert_same_logits, build_config_classifier, logits, randomize_batchnorm
+from weight_helpers import REPO, assert_same_logits, build_config_classifier, logits, mmpretrain_classifier
 
 from mmdensenet.weights import CheckpointError, from_torchvision, to_torchvision
 
 CHANNELS = {'121': 1024, '169': 1664, '201': 1920, '161': 2208}
-
-
-def mmpretrain_classifier(arch: str) -> nn.Module:
-    """mmpretrain's own DenseNet classifier, as its model zoo's checkpoints were saved from."""
-    backbone = dict(type='DenseNet', arch=arch)
-    head = dict(type='LinearClsHead', num_classes=1000, in_channels=CHANNELS[arch])
-    model = MODELS.build(
-        dict(type='ImageClassifier', backbone=backbone, neck=dict(type='GlobalAveragePooling'), head=head)
-    )
-    assert type(model.backbone).__module__.startswith('mmpretrain')
-    return randomize_batchnorm(model)
 
 
 # Files converted from torchvision's may lack num_batches_tracked; BatchNorm then assumes 0.

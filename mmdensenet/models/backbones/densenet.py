@@ -361,6 +361,23 @@ class DenseNet(BaseModule):
                     module.eval()
         return self
 
+    def init_weights(self) -> None:
+        """mmengine's initialisation, but a ``Pretrained`` init_cfg loads through our own loader.
+
+        It reads torchvision's, mmpretrain's and our layouts alike, from a file, an http(s) URL
+        or ``torchvision://densenet121``, weights-only, and loads every tensor of the backbone
+        or raises a CheckpointError (see :func:`mmdensenet.weights.load_pretrained`).
+        """
+        # mmdensenet.weights builds DenseNets to check checkpoints against, so it imports this module.
+        from mmdensenet.weights.pretrained import with_our_loader
+
+        init_cfg = self.init_cfg
+        self.init_cfg = with_our_loader(init_cfg)
+        try:
+            super().init_weights()
+        finally:
+            self.init_cfg = init_cfg
+
     def forward(self, x: Tensor) -> tuple[Tensor, ...]:
         num_blocks = len(self.stages)
         x = self.stem(x)
