@@ -12,6 +12,7 @@ It acts only on the ``FAULT_*`` variables that are set, so a resumed run uses th
 
 import os
 import signal
+import time
 from pathlib import Path
 
 from mmengine.dist import get_rank
@@ -25,8 +26,22 @@ def _numbers(name: str) -> list[int]:
 
 
 def _pause() -> None:
-    print('FAULT paused', flush=True)
-    signal.pause()  # returns once a handler has run
+    """Waits until SIGTERM or SIGINT arrives and has gone to the handler installed for it."""
+    received = []
+    handlers = {signum: signal.getsignal(signum) for signum in (signal.SIGTERM, signal.SIGINT)}
+
+    def note(signum: int, frame) -> None:
+        received.append(signum)
+        if callable(handlers[signum]):
+            handlers[signum](signum, frame)
+
+    for signum in handlers:
+        signal.signal(signum, note)
+    print('FAULT paused', flush=True)  # the test sends the signal once it reads this
+    while not received:
+        time.sleep(0.01)
+    for signum, handler in handlers.items():
+        signal.signal(signum, handler)
 
 
 def _torn_put(backend: LocalBackend, obj: bytes, filepath: str) -> None:

@@ -1,6 +1,7 @@
 """FaultToleranceHook: atomic checkpoints, and a resumable stop on SIGTERM or SIGINT."""
 
 import functools
+import os
 import signal
 import threading
 from collections.abc import Callable, Sequence
@@ -30,12 +31,24 @@ class TrainingStopped(SystemExit):
         super().__init__(STOP_EXIT_CODE)
 
 
-def _ignoring(signals: tuple[int, ...], init_fn: Optional[Callable[[int], None]], worker_id: int) -> None:
-    """A DataLoader worker's init function that leaves ``signals`` to the main process."""
-    for signum in signals:
-        signal.signal(signum, signal.SIG_IGN)
+def _leave_signals_to_parent(signals: tuple[int, ...], init_fn: Optional[Callable[[int], None]], worker: int) -> None:
+    """A DataLoader worker's init function: ``signals`` from anyone but the worker's parent are ignored.
+
+    The parent's own SIGTERM (how multiprocessing and torch end workers) still ends the worker, as
+    torch's handler, which this replaces, does. The signals are blocked in every thread and a
+    thread takes them, because only ``sigwaitinfo`` tells who sent one.
+    """
+    parent = os.getppid()
+    signal.pthread_sigmask(signal.SIG_BLOCK, signals)
+
+    def take_signals() -> None:
+        while True:
+            if signal.sigwaitinfo(signals).si_pid == parent:
+                os._exit(0)
+
+    threading.Thread(target=take_signals, name='stop-signals', daemon=True).start()
     if init_fn is not None:
-        init_fn(worker_id)
+        init_fn(worker)
 
 
 @HOOKS.register_module()
@@ -122,7 +135,7 @@ class FaultToleranceHook(Hook):
         runner.logger.info(f'epoch {runner.epoch + 1} continues after the {skipped} batches it had trained on')
 
     def _leave_signals_to_main_process(self, runner) -> None:
-        """Makes the loaders' worker processes ignore the stop signals.
+        """Makes the loaders' worker processes ignore stop signals that do not come from their parent.
 
         slurm signals every process of a job step, and torch's workers die of a SIGTERM that does
         not come from their parent, which would end the run before it could save. The workers of
@@ -132,7 +145,7 @@ class FaultToleranceHook(Hook):
         loaders = [runner.train_dataloader] + ([runner.val_loop.dataloader] if runner.val_loop is not None else [])
         for loader in loaders:
             if loader.num_workers > 0:
-                loader.worker_init_fn = functools.partial(_ignoring, self.signals, loader.worker_init_fn)
+                loader.worker_init_fn = functools.partial(_leave_signals_to_parent, self.signals, loader.worker_init_fn)
 
     def after_train_epoch(self, runner) -> None:
         if self._resumed_epoch is not None:
