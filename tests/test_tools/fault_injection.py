@@ -6,14 +6,12 @@ It acts only on the ``FAULT_*`` variables that are set, so a resumed run uses th
   signal, which the test then sends from outside.
 - ``FAULT_PAUSE_AT_SAVE=n,m``: the same at the start of this process's n-th (and m-th) checkpoint save.
 - ``FAULT_TEAR_SAVE=n``: the n-th save writes half of the checkpoint's bytes, then SIGKILLs the process.
-- ``FAULT_READ_ONLY_AT_ITER=k``: before iteration k, make the work dir read-only.
 - ``FAULT_RANK=r``: only rank r does any of this.
 """
 
 import os
 import signal
 import time
-from pathlib import Path
 
 from mmengine.dist import get_rank
 from mmengine.fileio.backends import LocalBackend
@@ -63,8 +61,6 @@ class InjectFaults(Hook):
     def before_train_iter(self, runner, batch_idx: int, data_batch=None) -> None:
         if not self.active:
             return
-        if runner.iter in _numbers('FAULT_READ_ONLY_AT_ITER'):
-            Path(runner.work_dir).chmod(0o555)
         if runner.iter in _numbers('FAULT_PAUSE_AT_ITER'):
             _pause()
 

@@ -128,11 +128,14 @@ class FaultToleranceHook(Hook):
         if position['sampler_seed'] is not None and hasattr(loader.sampler, 'seed'):
             loader.sampler.seed = position['sampler_seed']  # drawn at random when the config sets no seed
         batch_sampler, skipped = loader.batch_sampler, position['batches_done']
+        runner.logger.info(
+            f'epoch {runner.epoch + 1}: {skipped} of its {len(batch_sampler)} batches were trained on '
+            'before the stop; continuing with the rest'
+        )
         self._resumed_epoch = (batch_sampler, batch_sampler.sampler, skipped)
         batch_sampler.sampler = RestOfEpoch(
             batch_sampler.sampler, skipped * batch_sampler.batch_size, position['rng'][get_rank()]
         )
-        runner.logger.info(f'epoch {runner.epoch + 1} continues after the {skipped} batches it had trained on')
 
     def _leave_signals_to_main_process(self, runner) -> None:
         """Makes the loaders' worker processes ignore stop signals that do not come from their parent.
