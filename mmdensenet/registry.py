@@ -1,11 +1,13 @@
 """Registries of mmdensenet.
 
-Each is a direct child of mmengine's root registry, so ``type='mmdensenet.DenseNet'``
-resolves from any OpenMMLab codebase (mmpretrain, mmdet, mmseg) once ``mmdensenet``
-is imported, e.g. through ``custom_imports``.
+Each is a direct child of mmengine's root registry, so ``type='mmdensenet.DenseNet'`` and
+``type='mmdensenet.FaultToleranceHook'`` resolve from any OpenMMLab codebase (mmpretrain, mmdet,
+mmseg) once ``mmdensenet`` is imported, e.g. through ``custom_imports``.
 """
 
+from mmengine.registry import HOOKS as MMENGINE_HOOKS
 from mmengine.registry import MODELS as MMENGINE_MODELS
 from mmengine.registry import Registry
 
 MODELS = Registry('model', parent=MMENGINE_MODELS, scope='mmdensenet', locations=['mmdensenet.models'])
+HOOKS = Registry('hook', parent=MMENGINE_HOOKS, scope='mmdensenet', locations=['mmdensenet.engine.hooks'])

@@ -2,6 +2,8 @@
 
 python tools/train.py CONFIG [--work-dir DIR] [--resume [CHECKPOINT]] [--cfg-options KEY=VALUE ...]
 bash tools/dist_train.sh CONFIG GPUS [ARGS]     # torchrun, one process per GPU
+
+SIGTERM or SIGINT stops training with a resumable checkpoint and exit status 75 (README: Fault tolerance).
 """
 
 import argparse
@@ -21,7 +23,7 @@ def parse_args() -> argparse.Namespace:
         const=True,
         default=False,
         metavar='CHECKPOINT',
-        help='continue from CHECKPOINT, or without one from the last checkpoint in the work dir',
+        help='continue from CHECKPOINT, or without one from the newest readable checkpoint in the work dir',
     )
     parser.add_argument('--amp', action='store_true', help='automatic mixed precision')
     parser.add_argument('--auto-scale-lr', action='store_true', help="scale the lr to this run's total batch size")

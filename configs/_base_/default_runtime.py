@@ -9,6 +9,8 @@ default_hooks = dict(
     checkpoint=dict(type='CheckpointHook', interval=1, max_keep_ckpts=3),
     sampler_seed=dict(type='DistSamplerSeedHook'),
     visualization=dict(type='VisualizationHook', enable=False),
+    # Atomic checkpoint writes, and a resumable checkpoint on SIGTERM or SIGINT (README: Fault tolerance).
+    fault_tolerance=dict(type='mmdensenet.FaultToleranceHook'),
 )
 
 env_cfg = dict(

@@ -5,6 +5,8 @@
 _base_ = 'mmdet::retinanet/retinanet_r50_fpn_1x_coco.py'
 
 custom_imports = dict(imports=['mmdensenet'], allow_failed_imports=False)
+# Atomic checkpoint writes, and a resumable checkpoint on SIGTERM or SIGINT, as in our own configs.
+default_hooks = dict(fault_tolerance=dict(type='mmdensenet.FaultToleranceHook'))
 
 model = dict(
     backbone=dict(

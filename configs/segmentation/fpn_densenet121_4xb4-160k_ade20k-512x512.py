@@ -5,6 +5,8 @@
 _base_ = 'mmseg::sem_fpn/fpn_r50_4xb4-160k_ade20k-512x512.py'
 
 custom_imports = dict(imports=['mmdensenet'], allow_failed_imports=False)
+# Atomic checkpoint writes, and a resumable checkpoint on SIGTERM or SIGINT, as in our own configs.
+default_hooks = dict(fault_tolerance=dict(type='mmdensenet.FaultToleranceHook'))
 
 model = dict(
     pretrained=None,  # the base's ResNet weights; ours come through the backbone's init_cfg

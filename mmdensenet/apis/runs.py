@@ -8,6 +8,7 @@ from mmengine.config import Config
 from mmengine.runner import Runner
 
 from ..cli import ToolError, reraise_as_tool_error
+from ..engine import find_resumable_checkpoint, require_writable_dir
 from ..weights import read_checkpoint
 from .distributed import prepare_distributed
 
@@ -55,14 +56,17 @@ def train(
     Args:
         config: Path of the config file.
         work_dir: Where logs and checkpoints go; see :func:`load_config`.
-        resume: ``True`` continues from the work dir's last checkpoint (if any), a path from
-            that checkpoint; either restores the model, optimizer, schedule and epoch.
+        resume: ``True`` continues from the newest checkpoint in the work dir that reads correctly
+            (from scratch if there is none), a path from that checkpoint; either restores the
+            model, optimizer, schedule, epoch and iteration.
         amp: Train with automatic mixed precision.
         auto_scale_lr: Scale the lr by (total batch size) / ``auto_scale_lr.base_batch_size``.
         cfg_options: Overrides of config keys, e.g. ``{'train_dataloader.batch_size': 32}``.
         launcher: 'none', 'pytorch' (torchrun), 'slurm' or 'mpi'.
     """
     cfg = load_config(config, cfg_options, work_dir)
+    if resume is True:
+        resume = find_resumable_checkpoint(cfg.work_dir) or False
     if isinstance(resume, str):
         _check_file(resume, 'checkpoint to resume from')
         cfg.load_from = resume
@@ -74,6 +78,7 @@ def train(
         if 'base_batch_size' not in cfg.get('auto_scale_lr', {}):
             raise ToolError(f'{config} sets no auto_scale_lr.base_batch_size to scale the lr from')
         cfg.auto_scale_lr.enable = True
+    require_writable_dir(cfg.work_dir)
     runner = _build_runner(cfg, launcher)
     runner.train()
     return runner

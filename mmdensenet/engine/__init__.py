@@ -1,0 +1,14 @@
+"""Training machinery of our own: runs that survive preemption, kills and torn checkpoints."""
+
+from .checkpoints import PREEMPTION_CHECKPOINT, atomic_save_checkpoint, find_resumable_checkpoint, require_writable_dir
+from .hooks import STOP_EXIT_CODE, FaultToleranceHook, TrainingStopped
+
+__all__ = [
+    'PREEMPTION_CHECKPOINT',
+    'STOP_EXIT_CODE',
+    'FaultToleranceHook',
+    'TrainingStopped',
+    'atomic_save_checkpoint',
+    'find_resumable_checkpoint',
+    'require_writable_dir',
+]
