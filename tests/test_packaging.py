@@ -73,10 +73,11 @@ def install_plan(tmp_path: Path, installed: dict[str, str], *targets: str) -> di
     return {canonicalize_name(item['metadata']['name']): item['metadata']['version'] for item in plan}
 
 
+@pytest.mark.parametrize('extra', ['', '[detection]'])
 @pytest.mark.parametrize('installed', [{}, CUDA_STACK], ids=['tested stack', 'CUDA torch 2.6 stack'])
-def test_pip_install_keeps_a_supported_stack(tmp_path: Path, installed: dict[str, str]) -> None:
-    plan = install_plan(tmp_path, installed, str(REPO))
-    assert list(plan) == ['mmdensenet'], f'pip install . would also install {plan}'
+def test_pip_install_keeps_a_supported_stack(tmp_path: Path, installed: dict[str, str], extra: str) -> None:
+    plan = install_plan(tmp_path, installed, f'{REPO}{extra}')
+    assert list(plan) == ['mmdensenet'], f'pip install .{extra} would also install {plan}'
 
 
 def test_pip_install_replaces_an_unsupported_torch(tmp_path: Path) -> None:
