@@ -96,6 +96,11 @@ def test_bad_input_fails_with_one_line_and_writes_nothing(tmp_path: Path, tiny_c
         (['--json', tmp_path], f'the output {tmp_path} is a directory'),
         # Before any measuring: the chart is not written when the results cannot be.
         ([*TINY_RUN, '--json', not_a_folder / 'results.json'], f'cannot write {not_a_folder / "results.json"}'),
+        # While measuring: neither output is written.
+        (
+            [tiny_config, *TINY_RUN, '--compile', '--compile-backend', 'nonesuch', '--json', tmp_path / 'r.json'],
+            'speed of mmdensenet plain',
+        ),
     ]
     for args, message in cases:
         assert_one_line_error(run_tool(TOOL, *args, '--out', chart), message)
