@@ -21,8 +21,9 @@ def read_version() -> str:
 
 
 def read_requirements(name: str) -> list[str]:
+    """The requirements of ``requirements/<name>``: version ranges, without its pip options (-c, -r)."""
     lines = (ROOT / 'requirements' / name).read_text().splitlines()
-    return [line for line in lines if line and not line.startswith(('#', '-r'))]
+    return [line for line in lines if line and not line.startswith(('#', '-'))]
 
 
 class BuildWithMim(build_py):

@@ -12,11 +12,16 @@ mmpretrain's ``get_flops`` does.
 * ``mmengine``: ``mmengine.analysis.FlopAnalyzer``, what mmengine's
   ``get_model_complexity_info`` reports: traced convolutions and matrix products, 2 per
   element of ``batch_norm``, 1 per input element of adaptive average pooling.
+
+Our DenseNet runs each transition's average pooling before its 1x1 convolution (they commute),
+so it executes fewer FLOPs than the published order (convolution, then pooling: the paper,
+torchvision, mmpretrain and its tables). ``analyze_complexity(..., published_order=True)`` counts
+the published order by running it.
 """
 
 import warnings
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 
 import torch
@@ -24,6 +29,8 @@ import torch.nn as nn
 from mmengine.analysis import FlopAnalyzer
 from torch import Tensor
 from torch.utils._python_dispatch import TorchDispatchMode
+
+from ..models import DenseNet
 
 aten = torch.ops.aten
 
@@ -184,14 +191,40 @@ def _eval_mode(model: nn.Module) -> Iterator[None]:
         model.train(was_training)
 
 
-def analyze_complexity(model: nn.Module, input_shape: tuple[int, ...] = (3, 224, 224)) -> Complexity:
+@contextmanager
+def published_transition_order(model: nn.Module) -> Iterator[None]:
+    """Makes the transitions of every ``mmdensenet.DenseNet`` in ``model`` convolve first, then pool.
+
+    Each transition's ``conv`` becomes conv-then-pool and its ``pool`` an identity, whichever order the
+    backbone calls them in; the outputs stay the same (up to rounding), as the two commute.
+    """
+    transitions = [
+        (transition, transition.conv, transition.pool)
+        for module in model.modules()
+        if isinstance(module, DenseNet)
+        for transition in module.transitions
+        if hasattr(transition, 'pool')
+    ]
+    for transition, conv, pool in transitions:
+        transition.conv, transition.pool = nn.Sequential(conv, pool), nn.Identity()
+    try:
+        yield
+    finally:
+        for transition, conv, pool in transitions:
+            transition.conv, transition.pool = conv, pool
+
+
+def analyze_complexity(
+    model: nn.Module, input_shape: tuple[int, ...] = (3, 224, 224), published_order: bool = False
+) -> Complexity:
     """Parameters and FLOPs of one ``input_shape`` image (channels first).
 
     The FLOPs follow ``model.extract_feat`` when the model has it (a classifier's backbone
-    and neck), else its forward.
+    and neck), else its forward; with ``published_order``, DenseNet transitions as published.
     """
     counted = _FeatureExtractor(model) if hasattr(model, 'extract_feat') else model
     params = sum(param.numel() for param in model.parameters())
     inputs = torch.randn(1, *input_shape, device=next(model.parameters()).device)
-    with _eval_mode(model):
+    order = published_transition_order(model) if published_order else nullcontext()
+    with _eval_mode(model), order:
         return Complexity(params, count_table_flops(counted, inputs), count_mmengine_flops(counted, inputs))

@@ -7,16 +7,22 @@ from mmengine.analysis import get_model_complexity_info
 from mmpretrain.registry import MODELS
 
 import mmdensenet  # noqa: F401  (registers mmdensenet.DenseNet)
-from mmdensenet.analysis.complexity import Complexity, analyze_complexity, count_table_flops
+from mmdensenet.analysis.complexity import (
+    Complexity,
+    analyze_complexity,
+    count_table_flops,
+    published_transition_order,
+)
 
 TINY_ARCH = dict(growth_rate=8, depths=(1, 2, 3, 4), init_channels=16)
 
 
-def tiny_classifier(**backbone) -> nn.Module:
+def tiny_classifier(backbone_type: str = 'mmdensenet.DenseNet', **backbone) -> nn.Module:
+    """Ours by default; ``'DenseNet'`` is mmpretrain's, whose transitions convolve, then pool."""
     return MODELS.build(
         dict(
             type='ImageClassifier',
-            backbone=dict(type='mmdensenet.DenseNet', arch=TINY_ARCH, **backbone),
+            backbone=dict(type=backbone_type, arch=TINY_ARCH, **backbone),
             neck=dict(type='GlobalAveragePooling'),
             head=dict(type='LinearClsHead', num_classes=10, in_channels=51),
         )
@@ -105,6 +111,24 @@ def test_analyze_complexity_matches_mmengine_and_restores_training_mode() -> Non
     model.forward = model.extract_feat  # what mmpretrain's get_flops does
     expected = get_model_complexity_info(model, (3, 64, 64), show_table=False, show_arch=False)
     assert complexity.mmengine_flops == expected['flops']
+
+
+def test_published_order_counts_what_mmpretrains_densenet_counts() -> None:
+    """Our net run in the published order: mmpretrain's count in both conventions, the same outputs."""
+    model = tiny_classifier().eval()
+    published = analyze_complexity(model, (3, 64, 64), published_order=True)
+    assert published == analyze_complexity(tiny_classifier('DenseNet'), (3, 64, 64))
+    ours = analyze_complexity(model, (3, 64, 64))
+    assert ours.params == published.params
+    assert ours.flops < published.flops and ours.mmengine_flops < published.mmengine_flops
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        expected = model.extract_feat(x)
+        with published_transition_order(model):
+            reordered = model.extract_feat(x)
+    torch.testing.assert_close(reordered, expected)
+    transition = model.backbone.transitions[0]  # restored
+    assert isinstance(transition.conv, nn.Conv2d) and isinstance(transition.pool, nn.AvgPool2d)
 
 
 @pytest.mark.parametrize(

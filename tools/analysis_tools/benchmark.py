@@ -2,26 +2,32 @@
 
 python tools/analysis_tools/benchmark.py [CONFIG] --batch-size 16 --img-size 224 --out benchmark.png
 
-Every variant (implementation x plain/memory-efficient x memory format x AMP) runs the same
-classifier (backbone, global average pooling, linear head) with the same threads, device,
+Every variant (implementation x plain/memory-efficient x memory format x AMP x torch.compile) runs
+the same classifier (backbone, global average pooling, linear head) with the same threads, device,
 batch, image size and dtype. One child process times train steps (SGD) and inference of all
-variants in turns, so that changes in the machine's load hit them alike; then each variant
-measures in a process of its own the peak memory of a train step above the level left by a
-warm-up step (weights, gradients, optimizer state): on CPU the peak resident set size, with
-glibc told to hand freed blocks back to the system at once; on CUDA ``max_memory_allocated``.
+variants in turns, so that changes in the machine's load hit them alike: each step on a wall clock
+between device synchronisations, the first step (with torch.compile, the compilation) on its own,
+then the fastest and the median of the timed steps. Each variant then measures in a process of its
+own the peak memory of a train step above the level left by a warm-up step (weights, gradients,
+optimizer state): on CPU the peak resident set size, with glibc told to hand freed blocks back to
+the system at once; on CUDA ``max_memory_allocated``. On CUDA, ``--max-batch`` finds the largest
+batch whose train steps fit on the card for each eager variant of the set-up asked for, trying each
+batch in a process of its own: doubling, then bisection.
 """
 
 import argparse
 import ctypes
 import ctypes.util
 import json
+import os
 import platform
 import re
+import statistics
 import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import nullcontext
+from contextlib import ExitStack, nullcontext
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Optional, Union
@@ -37,6 +43,9 @@ from mmdensenet.registry import MODELS
 IMPLEMENTATIONS = ('mmdensenet', 'torchvision', 'mmpretrain')
 NUM_CLASSES = 1000
 M_MMAP_THRESHOLD = -3  # glibc's mallopt parameter
+# (warm-up, timed) steps by default: a CPU step of DenseNet-121 takes seconds, a GPU step milliseconds.
+DEFAULT_STEPS = {'cpu': (2, 3), 'cuda': (5, 30)}
+MAX_BATCH_LIMIT = 4096  # the largest batch --max-batch tries unless given a limit
 
 
 @dataclass(frozen=True)
@@ -47,11 +56,12 @@ class Variant:
     memory_efficient: bool = False
     channels_last: bool = False
     amp: bool = False
+    compiled: bool = False
 
     @property
     def name(self) -> str:
         parts = [self.implementation, 'memory_efficient' if self.memory_efficient else 'plain']
-        parts += ['channels_last'] * self.channels_last + ['amp'] * self.amp
+        parts += ['channels_last'] * self.channels_last + ['amp'] * self.amp + ['compiled'] * self.compiled
         return ' '.join(parts)
 
 
@@ -66,6 +76,7 @@ class Setting:
     threads: int
     warmup: int
     iters: int
+    compile_backend: str = 'inductor'
 
 
 class _Classifier(nn.Module):
@@ -118,6 +129,7 @@ class _Runner:
         self.device = torch.device(setting.device)
         memory_format = torch.channels_last if variant.channels_last else torch.contiguous_format
         self.model = build_model(variant, setting.backbone).to(self.device, memory_format=memory_format)
+        self.forward = torch.compile(self.model, backend=setting.compile_backend) if variant.compiled else self.model
         size = (setting.batch_size, 3, setting.img_size, setting.img_size)
         self.images = torch.randn(size, device=self.device).contiguous(memory_format=memory_format)
         self.labels = torch.randint(0, NUM_CLASSES, (setting.batch_size,), device=self.device)
@@ -130,7 +142,7 @@ class _Runner:
         self.model.train()
         self.optimizer.zero_grad(set_to_none=True)
         with self.autocast:
-            loss = F.cross_entropy(self.model(self.images), self.labels)
+            loss = F.cross_entropy(self.forward(self.images), self.labels)
         self.scaler.scale(loss).backward()
         self.scaler.step(self.optimizer)
         self.scaler.update()
@@ -139,24 +151,32 @@ class _Runner:
     def infer(self) -> None:
         self.model.eval()
         with torch.no_grad(), self.autocast:
-            self.model(self.images)
+            self.forward(self.images)
         _synchronize(self.device)
 
+    def timed(self, step: Callable[[], None]) -> float:
+        """Seconds of one step, from a synchronised start to its synchronised end."""
+        _synchronize(self.device)
+        start = time.perf_counter()
+        step()
+        return time.perf_counter() - start
 
-def _interleaved_best_seconds(steps: Sequence[Callable[[], None]], warmup: int, iters: int) -> list[float]:
-    """Fastest time of each step, run in turns (starting one later each round) so load changes hit all alike.
 
-    The minimum, as timeit reports it: on a shared machine other processes only ever add time.
+def _interleaved_seconds(
+    runners: Sequence[_Runner], step: Callable[[_Runner], Callable[[], None]], warmup: int, iters: int
+) -> list[list[float]]:
+    """The times of ``iters`` steps of each runner after ``warmup`` untimed ones.
+
+    The runners take turns (starting one later each round) so that load changes hit all alike.
     """
-    times: list[list[float]] = [[] for _ in steps]
+    times: list[list[float]] = [[] for _ in runners]
     for round_index in range(warmup + iters):
-        for offset in range(len(steps)):
-            i = (round_index + offset) % len(steps)
-            start = time.perf_counter()
-            steps[i]()
+        for offset in range(len(runners)):
+            i = (round_index + offset) % len(runners)
+            seconds = runners[i].timed(step(runners[i]))
             if round_index >= warmup:
-                times[i].append(time.perf_counter() - start)
-    return [min(t) for t in times]
+                times[i].append(seconds)
+    return times
 
 
 def _process_memory(field: str) -> int:
@@ -193,12 +213,21 @@ def _peak_train_memory(runner: _Runner) -> int:
 
 
 def measure_speed(variants: Sequence[Variant], setting: Setting) -> list[dict]:
-    """Train-step and inference throughput of every variant, measured in turns in one process."""
+    """Train-step and inference throughput of every variant, measured in turns in one process.
+
+    The first step of each kind is timed on its own (it compiles a compiled variant); the images
+    per second come from the fastest of the timed steps (on a shared machine other processes only
+    ever add time, as timeit's documentation argues) and from their median.
+    """
     runners = [_Runner(variant, setting) for variant in variants]
-    train = _interleaved_best_seconds([r.train_step for r in runners], setting.warmup, setting.iters)
-    infer = _interleaved_best_seconds([r.infer for r in runners], setting.warmup, setting.iters)
-    images = setting.batch_size
-    return [dict(train_images_per_s=images / t, infer_images_per_s=images / i) for t, i in zip(train, infer)]
+    results: list[dict] = [{} for _ in runners]
+    for kind, step in (('train', lambda r: r.train_step), ('infer', lambda r: r.infer)):
+        for runner, result in zip(runners, results):
+            result[f'{kind}_first_step_s'] = runner.timed(step(runner))
+        for times, result in zip(_interleaved_seconds(runners, step, setting.warmup, setting.iters), results):
+            result[f'{kind}_images_per_s'] = setting.batch_size / min(times)
+            result[f'{kind}_images_per_s_median'] = setting.batch_size / statistics.median(times)
+    return results
 
 
 def measure_memory(variant: Variant, setting: Setting) -> dict:
@@ -206,7 +235,45 @@ def measure_memory(variant: Variant, setting: Setting) -> dict:
     return dict(train_memory_mb=_peak_train_memory(_Runner(variant, setting)) / 2**20)
 
 
-def _run_child(what: str, variants: Sequence[Variant], setting: Setting) -> list[dict]:
+def train_steps_fit(variant: Variant, setting: Setting) -> bool:
+    """Whether two train steps (the second with optimizer state) run without running out of memory.
+
+    Needs a process of its own, so that a failed attempt leaves no memory behind.
+    """
+    try:
+        runner = _Runner(variant, setting)
+        runner.train_step()
+        runner.train_step()
+    except RuntimeError as exc:  # torch.OutOfMemoryError, or a library's failed allocation (cuDNN, cuBLAS)
+        if isinstance(exc, torch.OutOfMemoryError) or 'out of memory' in str(exc).lower():
+            return False
+        raise
+    return True
+
+
+def largest_fitting(fits: Callable[[int], bool], start: int, limit: int) -> int:
+    """The largest ``n`` in ``1..limit`` for which ``fits(n)``, or 0 if none; ``fits`` must be monotone.
+
+    Doubles (or halves) from ``start`` until it knows a size that fits and one that does not, then
+    bisects between them: about twice the logarithm of the answer in calls.
+    """
+    good, bad = 0, limit + 1  # the largest size known to fit (0 trivially), the smallest known not to
+    n = min(max(start, 1), limit)
+    while bad - good > 1:
+        if fits(n):
+            good = n
+        else:
+            bad = n
+        if bad > limit:  # none too large yet
+            n = min(2 * good, limit)
+        elif good == 0:  # none fits yet
+            n = bad // 2
+        else:
+            n = (good + bad) // 2
+    return good
+
+
+def _run_child(what: str, variants: Sequence[Variant], setting: Setting) -> list:
     job = json.dumps(dict(what=what, variants=[asdict(v) for v in variants], setting=asdict(setting)))
     result = subprocess.run([sys.executable, __file__, '--child', job], capture_output=True, text=True, check=False)
     if result.returncode != 0:
@@ -215,21 +282,35 @@ def _run_child(what: str, variants: Sequence[Variant], setting: Setting) -> list
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
+def max_batch(variant: Variant, setting: Setting, limit: int) -> int:
+    """The largest batch up to ``limit`` whose train steps fit, each batch tried in a process of its own."""
+
+    def fits(batch_size: int) -> bool:
+        fit = _run_child('fits', [variant], replace(setting, batch_size=batch_size))[0]
+        print(f'    batch {batch_size}: {"fits" if fit else "out of memory"}', flush=True)
+        return fit
+
+    print(f'  {variant.name}: largest batch that trains', flush=True)
+    return largest_fitting(fits, setting.batch_size, limit)
+
+
 def variants(
-    arch: Union[str, dict], implementations: Sequence[str], channels_last: bool, amp: bool
+    arch: Union[str, dict], implementations: Sequence[str], channels_last: bool, amp: bool, compiled: bool
 ) -> Iterator[Variant]:
-    """Each of ``implementations`` that builds ``arch``, plain and memory-efficient, in the requested formats."""
+    """Each of ``implementations`` that builds ``arch``, plain and memory-efficient, in the requested set-ups."""
     if not has_counterparts(arch):
         implementations = [i for i in implementations if i == 'mmdensenet']
-    formats = [Variant('')]
+    setups = [Variant('')]
     if channels_last:
-        formats.append(Variant('', channels_last=True))
+        setups.append(Variant('', channels_last=True))
     if amp:
-        formats += [replace(f, amp=True) for f in formats]
-    for fmt in formats:
+        setups += [replace(v, amp=True) for v in setups]
+    if compiled:
+        setups += [replace(v, compiled=True) for v in setups]
+    for setup in setups:
         for implementation in implementations:
             for memory_efficient in (False, True):
-                yield replace(fmt, implementation=implementation, memory_efficient=memory_efficient)
+                yield replace(setup, implementation=implementation, memory_efficient=memory_efficient)
 
 
 def machine_name(device: str, threads: int) -> str:
@@ -244,27 +325,37 @@ def _ratio(value: Optional[float], reference: Optional[float]) -> str:
 
 
 def format_table(results: list[tuple[Variant, dict]]) -> str:
-    """A Markdown table; ratios are against torchvision's plain model in the same format."""
-    header = (
-        '| variant | train img/s | infer img/s | train peak MB | train time x | infer time x | memory x |\n'
-        '|---|---|---|---|---|---|---|'
-    )
-    rows = [header]
+    """A Markdown table; ratios (of the fastest steps) are against torchvision's plain model in the same set-up."""
+    compiled = any(v.compiled for v, _ in results)
+    searched = any('max_batch' in r for _, r in results)
+    columns = ['variant', 'train img/s', 'median', 'infer img/s', 'median', 'train peak MB']
+    columns += ['first train / infer step s'] * compiled + ['max batch'] * searched
+    columns += ['train time x', 'infer time x', 'memory x']
+    rows = ['| ' + ' | '.join(columns) + ' |', '|' + '---|' * len(columns)]
     by_variant = dict(results)
     for variant, r in results:
         reference = by_variant.get(replace(variant, implementation='torchvision', memory_efficient=False), {})
-        train_x = _ratio(reference.get('train_images_per_s'), r['train_images_per_s'])
-        infer_x = _ratio(reference.get('infer_images_per_s'), r['infer_images_per_s'])
-        memory_x = _ratio(r['train_memory_mb'], reference.get('train_memory_mb'))
-        rows.append(
-            f'| {variant.name} | {r["train_images_per_s"]:.1f} | {r["infer_images_per_s"]:.1f} '
-            f'| {r["train_memory_mb"]:.1f} | {train_x} | {infer_x} | {memory_x} |'
-        )
+        cells = [
+            variant.name,
+            f'{r["train_images_per_s"]:.1f}',
+            f'{r["train_images_per_s_median"]:.1f}',
+            f'{r["infer_images_per_s"]:.1f}',
+            f'{r["infer_images_per_s_median"]:.1f}',
+            f'{r["train_memory_mb"]:.1f}',
+        ]
+        cells += [f'{r["train_first_step_s"]:.3g} / {r["infer_first_step_s"]:.3g}'] * compiled
+        cells += [str(r.get('max_batch', '-'))] * searched
+        cells += [
+            _ratio(reference.get('train_images_per_s'), r['train_images_per_s']),
+            _ratio(reference.get('infer_images_per_s'), r['infer_images_per_s']),
+            _ratio(r['train_memory_mb'], reference.get('train_memory_mb')),
+        ]
+        rows.append('| ' + ' | '.join(cells) + ' |')
     return '\n'.join(rows)
 
 
 def plot(results: list[tuple[Variant, dict]], title: str, out_file: Path) -> None:
-    """Three horizontal bar charts: train and inference throughput, train peak memory."""
+    """Horizontal bar charts: train and inference throughput, train peak memory; first train step, max batch."""
     import matplotlib
 
     matplotlib.use('Agg')
@@ -277,17 +368,21 @@ def plot(results: list[tuple[Variant, dict]], title: str, out_file: Path) -> Non
         ('infer_images_per_s', 'inference, images/s (higher is better)'),
         ('train_memory_mb', 'train step peak memory, MB (lower is better)'),
     ]
-    fig, axes = plt.subplots(1, 3, figsize=(16, 1.2 + 0.35 * len(results)), sharey=True)
+    if any(v.compiled for v, _ in results):
+        panels.append(('train_first_step_s', 'first train step (compiles), s'))
+    if any('max_batch' in r for _, r in results):
+        panels.append(('max_batch', 'largest batch that trains'))
+    fig, axes = plt.subplots(1, len(panels), figsize=(5.3 * len(panels), 1.2 + 0.35 * len(results)), sharey=True)
     for ax, (key, label) in zip(axes, panels):
-        values = [r[key] for _, r in results]
+        values = [r.get(key, 0) for _, r in results]
+        labels = [f'{r[key]:.4g}' if isinstance(r.get(key), float) else str(r.get(key, '-')) for _, r in results]
         ax.barh(names, values, color=colours)
-        ax.bar_label(ax.containers[0], fmt='%.1f', fontsize=8)
+        ax.bar_label(ax.containers[0], labels=labels, fontsize=8)
         ax.set_xlabel(label)
     axes[0].invert_yaxis()  # first variant on top; the axes share y
     fig.suptitle(title)
     fig.tight_layout()
-    with reraise_as_tool_error(f'cannot write {out_file}'), atomic_output(out_file) as tmp:
-        fig.savefig(tmp, format='png', dpi=100)
+    fig.savefig(out_file, format='png', dpi=100)
     plt.close(fig)
 
 
@@ -307,6 +402,20 @@ def backbone_config(config: Optional[str]) -> dict:
     return backbone
 
 
+def _same_file(a: Path, b: Path) -> bool:
+    return a.resolve() == b.resolve() or (a.exists() and b.exists() and os.path.samefile(a, b))
+
+
+def refuse_unsafe_outputs(outputs: Sequence[Path], inputs: Sequence[Path]) -> None:
+    """Refuses an output that is an input, another output or a directory, before any work is done."""
+    for i, out in enumerate(outputs):
+        if out.is_dir():
+            raise ToolError(f'the output {out} is a directory')
+        for other, what in [(p, 'an input') for p in inputs] + [(p, 'another output') for p in outputs[:i]]:
+            if _same_file(out, other):
+                raise ToolError(f'the output {out} is {what}; choose another path')
+
+
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('config', nargs='?', help='a config with an mmdensenet.DenseNet backbone (default: 121)')
@@ -314,18 +423,33 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument('--img-size', type=int, default=224)
     parser.add_argument('--device', default='cuda' if torch.cuda.is_available() else 'cpu')
     parser.add_argument('--threads', type=int, default=torch.get_num_threads(), help='torch.set_num_threads')
-    parser.add_argument('--warmup', type=int, default=2, help='untimed iterations before timing')
-    parser.add_argument('--iters', type=int, default=3, help='timed iterations (the fastest counts)')
+    parser.add_argument('--warmup', type=int, help='untimed steps before timing (default: 2 on CPU, 5 on CUDA)')
+    parser.add_argument('--iters', type=int, help='timed steps (default: 3 on CPU, 30 on CUDA)')
     parser.add_argument(
         '--implementations', nargs='+', choices=IMPLEMENTATIONS, default=IMPLEMENTATIONS, help='what to compare'
     )
     parser.add_argument('--channels-last', action='store_true', help='add channels_last variants')
     parser.add_argument('--amp', action='store_true', help='add AMP variants (float16 on CUDA, bfloat16 on CPU)')
+    parser.add_argument('--compile', action='store_true', help='add torch.compile variants')
+    parser.add_argument('--compile-backend', default='inductor', help="torch.compile's backend (default: inductor)")
+    parser.add_argument(
+        '--max-batch',
+        type=int,
+        nargs='?',
+        const=MAX_BATCH_LIMIT,
+        metavar='LIMIT',
+        help=f'CUDA only: the largest batch that trains, up to LIMIT (default {MAX_BATCH_LIMIT}), of each '
+        'variant with the requested --channels-last and --amp, not compiled',
+    )
     parser.add_argument('--out', type=Path, default=Path('benchmark.png'), help='the bar chart PNG to write')
     parser.add_argument('--json', type=Path, help='also write the results as JSON')
     args = parser.parse_args()
-    for name in ('batch_size', 'img_size', 'threads', 'iters'):
-        if getattr(args, name) < 1:
+    device_type = 'cuda' if args.device.startswith('cuda') else 'cpu'
+    warmup, iters = DEFAULT_STEPS[device_type]
+    args.warmup = warmup if args.warmup is None else args.warmup
+    args.iters = iters if args.iters is None else args.iters
+    for name in ('batch_size', 'img_size', 'threads', 'iters', 'max_batch'):
+        if getattr(args, name) is not None and getattr(args, name) < 1:
             parser.error(f'--{name.replace("_", "-")} must be at least 1')
     if args.warmup < 0:
         parser.error('--warmup must not be negative')
@@ -340,6 +464,13 @@ def main() -> None:
         raise ToolError(f'--device must be cpu or cuda[:N], got {args.device!r}')
     with reraise_as_tool_error(f'unusable device {args.device!r}'):
         torch.empty(1, device=args.device)
+    if args.max_batch and args.device == 'cpu':
+        raise ToolError(
+            '--max-batch needs CUDA: on CPU a batch too large for memory does not fail cleanly '
+            '(the machine swaps or the kernel kills the process)'
+        )
+    outputs = [args.out, *([args.json] if args.json else [])]
+    refuse_unsafe_outputs(outputs, [Path(args.config)] if args.config else [])
     setting = Setting(
         backbone=backbone_config(args.config),
         device=args.device,
@@ -348,6 +479,7 @@ def main() -> None:
         threads=args.threads,
         warmup=args.warmup,
         iters=args.iters,
+        compile_backend=args.compile_backend,
     )
     arch = setting.backbone.get('arch', '121')
     net = f'DenseNet-{arch}' if isinstance(arch, str) else 'custom DenseNet'
@@ -355,20 +487,33 @@ def main() -> None:
         f'{net}, batch {args.batch_size}, {args.img_size} px, fp32 unless AMP, '
         f'{machine_name(args.device, args.threads)}, torch {torch.__version__}'
     )
+    if args.compile:
+        title += f', compiled with {args.compile_backend}'
     print(title, flush=True)
-    selected = list(variants(arch, args.implementations, args.channels_last, args.amp))
-    speeds = _run_child('speed', selected, setting)
-    results = []
-    for variant, speed in zip(selected, speeds):
-        result = {**speed, **_run_child('memory', [variant], setting)[0]}
-        print(f'  {variant.name}: {result}', flush=True)
-        results.append((variant, result))
-    print(format_table(results))
-    plot(results, title, args.out)
-    if args.json:
-        with atomic_output(args.json) as tmp:
-            tmp.write_text(json.dumps([dict(asdict(v), **r) for v, r in results], indent=2))
-    print(f'chart written to {args.out}')
+    selected = list(variants(arch, args.implementations, args.channels_last, args.amp, args.compile))
+    # All outputs or none: each is written to a temporary file, renamed into place at the end.
+    with ExitStack() as stack:
+        temporary = []
+        for out in outputs:
+            with reraise_as_tool_error(f'cannot write {out}'):
+                temporary.append(stack.enter_context(atomic_output(out)))
+        speeds = _run_child('speed', selected, setting)
+        results = []
+        for variant, speed in zip(selected, speeds):
+            result = {**speed, **_run_child('memory', [variant], setting)[0]}
+            print(f'  {variant.name}: {result}', flush=True)
+            results.append((variant, result))
+        if args.max_batch:
+            # The set-up asked for, eager: with torch.compile each try would compile again.
+            wanted = Variant('', channels_last=args.channels_last, amp=args.amp)
+            for variant, result in results:
+                if replace(variant, implementation='', memory_efficient=False) == wanted:
+                    result['max_batch'] = max_batch(variant, setting, args.max_batch)
+        print(format_table(results))
+        plot(results, title, temporary[0])
+        if args.json:
+            temporary[1].write_text(json.dumps([dict(asdict(v), **r) for v, r in results], indent=2))
+    print(f'chart written to {args.out}' + (f', results to {args.json}' if args.json else ''))
 
 
 def child(job: str) -> None:
@@ -376,10 +521,15 @@ def child(job: str) -> None:
     setting = Setting(**spec['setting'])
     torch.set_num_threads(setting.threads)
     selected = [Variant(**v) for v in spec['variants']]
+    # The compiled variants share forward code (our _Classifier's, torchvision's DenseNet's), compiled once
+    # for training and once for inference each: past torch's limit per code (8), it would run eager unsaid.
+    torch._dynamo.config.cache_size_limit = max(torch._dynamo.config.cache_size_limit, 2 * len(selected))
     if spec['what'] == 'speed':
         print(json.dumps(measure_speed(selected, setting)))
-    else:
+    elif spec['what'] == 'memory':
         print(json.dumps([measure_memory(variant, setting) for variant in selected]))
+    else:
+        print(json.dumps([train_steps_fit(variant, setting) for variant in selected]))
 
 
 if __name__ == '__main__':

@@ -1,5 +1,9 @@
 """Print configs' parameters and FLOPs, in mmpretrain's table convention and in mmengine's.
 
+Each figure is what the model executes; where DenseNet transitions pool before their convolution,
+the figure of the published order (convolution, then pooling), which mmpretrain's table gives,
+follows in parentheses.
+
 python tools/analysis_tools/get_flops.py configs/densenet121_4xb256_in1k.py [CONFIG ...] [--shape H W]
 """
 
@@ -20,22 +24,32 @@ def parse_args() -> argparse.Namespace:
     return args
 
 
+def _both(ours: str, published: str) -> str:
+    """``ours``, followed by the published order's figure where that differs."""
+    return ours if ours == published else f'{ours} (published order: {published})'
+
+
 def report(config: str, height: int, width: int) -> str:
     model = build_model(load_config(config))
     try:
-        complexity = analyze_complexity(model, (3, height, width))
+        ours, published = (
+            analyze_complexity(model, (3, height, width), published_order=order) for order in (False, True)
+        )
     except RuntimeError as exc:  # e.g. an input too small for the network
         raise ToolError(f'{config}: cannot run the model on a {height}x{width} input: {exc}') from exc
-    return '\n'.join(
-        [
-            f'Config: {config}',
-            f'Input shape: (3, {height}, {width}); FLOPs of the extract_feat path (backbone and neck)',
-            f'Params: {complexity.params:,}',
-            f'FLOPs (mmpretrain table convention): {complexity.flops:,}',
-            f'FLOPs (mmengine get_model_complexity_info): {complexity.mmengine_flops:,}',
-            f'Params(M) / Flops(G): {complexity.table_style()}',
-        ]
-    )
+    flops = _both(f'{ours.flops:,}', f'{published.flops:,}')
+    mmengine_flops = _both(f'{ours.mmengine_flops:,}', f'{published.mmengine_flops:,}')
+    lines = [
+        f'Config: {config}',
+        f'Input shape: (3, {height}, {width}); FLOPs of the extract_feat path (backbone and neck)',
+        f'Params: {ours.params:,}',
+        f'FLOPs (mmpretrain table convention): {flops}',
+        f'FLOPs (mmengine get_model_complexity_info): {mmengine_flops}',
+        f'Params(M) / Flops(G): {_both(ours.table_style(), published.table_style())}',
+    ]
+    if ours != published:
+        lines.insert(2, "In parentheses: the published order (transitions convolve, then pool), of mmpretrain's table")
+    return '\n'.join(lines)
 
 
 def main() -> None:
