@@ -59,7 +59,7 @@ def test_bad_checkpoints_fail_with_one_line_and_write_nothing(classifier_and_che
     torch.save({'backbone.stem.0.weight': torch.zeros(1)}, wrong_net)
     out = tmp_path / 'out.onnx'
     assert_one_line_error(run_tool(TOOL, tiny_config, not_a_checkpoint, out), 'is not a PyTorch checkpoint')
-    assert_one_line_error(run_tool(TOOL, tiny_config, wrong_net, out), 'does not fit the config')
+    assert_one_line_error(run_tool(TOOL, tiny_config, wrong_net, out), 'does not fit the model')
     assert_one_line_error(run_tool(TOOL, tmp_path / 'missing.py', out), 'config file not found')
     assert not out.exists()
     before = checkpoint.read_bytes()

@@ -17,8 +17,16 @@ import torch
 import torch.nn as nn
 
 from mmdensenet.analysis.building import build_model, load_config
-from mmdensenet.cli import ToolError, atomic_output, reraise_as_tool_error, run_cli
-from mmdensenet.weights import CheckpointError, read_checkpoint, unwrap_state_dict
+from mmdensenet.apis.checkpoints import Checkpoint, check_fits
+from mmdensenet.apis.runner import check_head_width
+from mmdensenet.cli import (
+    ArgumentParser,
+    ToolError,
+    atomic_output,
+    refuse_overwriting_inputs,
+    reraise_as_tool_error,
+    run_cli,
+)
 
 
 class Logits(nn.Module):
@@ -30,24 +38,6 @@ class Logits(nn.Module):
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return self.classifier(images, mode='tensor')
-
-
-def load_weights(model: nn.Module, checkpoint: str) -> None:
-    """Loads a checkpoint's state dict (weights only) into ``model``; every key must match."""
-    try:
-        state_dict = unwrap_state_dict(read_checkpoint(checkpoint)[0], checkpoint)
-    except CheckpointError as exc:
-        raise ToolError(str(exc)) from exc
-    expected = model.state_dict()
-    missing = sorted(expected.keys() - state_dict.keys())
-    unexpected = sorted(state_dict.keys() - expected.keys())
-    if missing or unexpected:
-        raise ToolError(
-            f'{checkpoint} does not fit the config: {len(missing)} missing keys (e.g. {missing[:1]}), '
-            f'{len(unexpected)} unexpected (e.g. {unexpected[:1]})'
-        )
-    with reraise_as_tool_error(f'{checkpoint} does not fit the config'):
-        model.load_state_dict(state_dict)
 
 
 def export(model: nn.Module, img_size: int, opset: int, out_file: Path) -> None:
@@ -80,7 +70,7 @@ def max_difference(model: nn.Module, onnx_file: Path, img_size: int) -> float:
 
 
 def parse_args() -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('config', help='a classifier config')
     parser.add_argument('files', nargs='+', metavar='[CHECKPOINT] OUT.onnx', help='optional weights, then the output')
     parser.add_argument('--img-size', type=int, default=224, help='height and width of the images')
@@ -100,12 +90,13 @@ def parse_args() -> argparse.Namespace:
 
 def main() -> None:
     args = parse_args()
-    inputs = [Path(args.config), *([Path(args.checkpoint)] if args.checkpoint else [])]
-    if any(path.exists() and path.resolve() == args.out.resolve() for path in inputs):
-        raise ToolError(f'refusing to overwrite an input: {args.out}')
+    refuse_overwriting_inputs(args.out, args.config, args.checkpoint)
     classifier = build_model(load_config(args.config))
+    check_head_width(classifier)
     if args.checkpoint:
-        load_weights(classifier, args.checkpoint)
+        checkpoint = Checkpoint.read(args.checkpoint)
+        check_fits(classifier, checkpoint.state_dict, checkpoint.path)
+        classifier.load_state_dict(checkpoint.state_dict)
     model = Logits(classifier).eval()
     with atomic_output(args.out) as tmp:
         with reraise_as_tool_error('ONNX export failed'):
