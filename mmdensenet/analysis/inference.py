@@ -6,14 +6,13 @@ mmengine's Runner saves), else from the config's test dataset (its ``classes``/`
 or the dataset class's own), else they are the class indices.
 """
 
-import os
-import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional, Union
 
+import cv2
 import numpy as np
 import torch
 from matplotlib.figure import Figure
@@ -64,7 +63,7 @@ class ImageClassification:
         path = Path(path)
         if not path.is_file():
             raise ToolError(f'no such image file: {path}')
-        with reraise_as_tool_error(f'cannot decode image {path}'), _quiet_decoders():
+        with reraise_as_tool_error(f'cannot decode image {path}'), _quiet_opencv():
             loaded = self.load_image(dict(img_path=str(path)))
         if loaded is None:
             raise ToolError(f'cannot decode image {path}')
@@ -122,18 +121,14 @@ def _test_pipeline(cfg: Config) -> tuple[Compose, Compose]:
 
 
 @contextmanager
-def _quiet_decoders() -> Iterator[None]:
-    """Silences the warnings that OpenCV and libpng print on stderr for a broken file; the error says it instead."""
-    stderr = sys.stderr.fileno()
-    saved = os.dup(stderr)
+def _quiet_opencv() -> Iterator[None]:
+    """Keeps OpenCV from logging a warning line of its own for a broken file; the error says it instead."""
+    level = cv2.utils.logging.getLogLevel()
+    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
     try:
-        with open(os.devnull, 'w') as devnull:
-            os.dup2(devnull.fileno(), stderr)
-            yield
+        yield
     finally:
-        sys.stderr.flush()
-        os.dup2(saved, stderr)
-        os.close(saved)
+        cv2.utils.logging.setLogLevel(level)
 
 
 def draw_predictions(image: np.ndarray, predictions: Sequence[Prediction], out_file: Union[str, Path]) -> Path:
