@@ -41,9 +41,10 @@ def test_analyze_logs_plots_our_scalar_log(trained: Path, tmp_path: Path) -> Non
         assert image.format == 'PNG'
 
 
-def test_browse_dataset_draws_the_transformed_images(tiny_config: Path, tmp_path: Path) -> None:
+def test_browse_dataset_draws_the_images(tiny_config: Path, tmp_path: Path) -> None:
+    """Its 'original' mode; the others fail in mmpretrain's own make_grid on matplotlib 3.10 and later."""
     out = tmp_path / 'browse'
-    result = mim_run('browse_dataset', tiny_config, '--output-dir', out, '--not-show', '--phase', 'val',
-                     '--show-number', 3, '--mode', 'transformed')  # fmt: skip
+    result = mim_run('browse_dataset', tiny_config, '--output-dir', out, '--not-show', '--phase', 'train',
+                     '--show-number', 3, '--mode', 'original')  # fmt: skip
     assert_ok(result)
-    assert len(list(out.glob('*.png'))) == 3
+    assert sorted(p.name for p in out.iterdir()) == ['train_0.png', 'train_1.png', 'train_2.png']

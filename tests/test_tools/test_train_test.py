@@ -96,7 +96,7 @@ def test_config_mistakes_are_one_line_naming_the_key(
     assert not list((tmp_path / 'run').glob('*.pth'))
 
 
-def test_empty_config_and_unwritable_work_dir(tiny_config: Path, tmp_path: Path) -> None:
+def test_empty_config_and_bad_work_dirs(tiny_config: Path, tmp_path: Path) -> None:
     empty = tmp_path / 'empty.py'
     empty.write_text('')
     assert_one_line_error(python(TRAIN, empty), 'cannot train: it sets no model, train_dataloader')
@@ -106,6 +106,11 @@ def test_empty_config_and_unwritable_work_dir(tiny_config: Path, tmp_path: Path)
     a_file = tmp_path / 'a_file'
     a_file.write_text('')
     assert_one_line_error(python(TRAIN, tiny_config, '--work-dir', a_file / 'run'), f'work_dir {a_file / "run"}')
+    # The Runner saves the config it runs into the work dir under the config's name: not over the config itself.
+    config = write_config(tmp_path / 'config.py', tiny_config, '')
+    before = config.read_text()
+    assert_one_line_error(python(TRAIN, config, '--work-dir', tmp_path), 'refusing to overwrite an input')
+    assert config.read_text() == before
 
 
 @pytest.mark.parametrize('kind', ['broken', 'foreign', 'hostile'])
