@@ -40,22 +40,28 @@ class _SetUp(Hook):
         self.over = True
 
 
+# The builders that take a piece of the config, and the name of their argument that holds it.
+BUILDERS = {build_from_cfg.__code__: 'cfg', Runner.build_dataloader.__code__: 'dataloader'}
+
+
 def _built_configs(error: BaseException) -> Iterator[dict]:
-    """The configs that registry builds were making when ``error`` was raised, innermost first."""
+    """The configs that builders were making when ``error`` was raised, innermost first."""
     configs = []
     trace = error.__traceback__
     while trace is not None:
-        if trace.tb_frame.f_code is build_from_cfg.__code__:
-            configs.append(trace.tb_frame.f_locals.get('cfg'))
+        if trace.tb_frame.f_code in BUILDERS:
+            configs.append(trace.tb_frame.f_locals.get(BUILDERS[trace.tb_frame.f_code]))
         trace = trace.tb_next
     return (config for config in reversed(configs) if isinstance(config, dict))
 
 
 def _is_source(value: Any, built: dict) -> bool:
-    """Whether the config ``value`` is where ``built`` came from (builders may add arguments to a copy)."""
-    if value is built:
-        return True
-    return isinstance(value, dict) and 'type' in value and all(k in built and built[k] == v for k, v in value.items())
+    """Whether the config ``value`` is where ``built`` came from.
+
+    The Runner builds from copies, and builders may add arguments to them (an optimizer's
+    ``params``, a model's ``data_preprocessor``), so ``value``'s items need only be among ``built``'s.
+    """
+    return isinstance(value, dict) and bool(value) and all(k in built and built[k] == v for k, v in value.items())
 
 
 def _paths(value: Any, path: str) -> Iterator[tuple[str, Any]]:

@@ -115,13 +115,18 @@ def _train(runner: Runner) -> Runner:
     return runner
 
 
-def _visualize(cfg: Config, show: bool, show_dir: Optional[str], interval: Optional[int], wait_time: Optional[float]):
+def _visualize(
+    cfg: Config, show: bool, show_dir: Optional[str], interval: Optional[int], wait_time: Optional[float]
+) -> None:
+    """Switches on the config's visualization hook for ``--show`` and ``--show-dir``."""
     if not (show or show_dir):
         if interval is not None or wait_time is not None:
             raise ToolError('--interval and --wait-time apply only with --show or --show-dir')
         return
     if interval is not None and interval < 1:
         raise ToolError(f'--interval must be positive, got {interval}')
+    if show_dir is not None and Path(show_dir).exists() and not Path(show_dir).is_dir():
+        raise ToolError(f'--show-dir must be a folder, got the file {show_dir}')
     hook = (cfg.get('default_hooks') or {}).get('visualization')
     if not isinstance(hook, dict):
         raise ToolError(f'--show and --show-dir need default_hooks.visualization, which {cfg.filename} does not set')
@@ -129,6 +134,7 @@ def _visualize(cfg: Config, show: bool, show_dir: Optional[str], interval: Optio
 
 
 def _test_time_augmentation(cfg: Config) -> None:
+    """Wraps the model in the config's ``tta_model`` and tests on its ``tta_pipeline``, as mmpretrain's --tta."""
     for key in ('tta_model', 'tta_pipeline'):
         if cfg.get(key) is None:
             raise ToolError(f'--tta: {cfg.filename} defines no {key}')

@@ -58,6 +58,8 @@ def test_test_options_are_checked_before_any_work(tmp_path: Path) -> None:
         evaluate(CONFIG, str(checkpoint), wait_time=1.0)
     with pytest.raises(ToolError, match='--interval must be positive'):
         evaluate(CONFIG, str(checkpoint), show_dir=str(tmp_path / 'drawn'), interval=0)
+    with pytest.raises(ToolError, match='--show-dir must be a folder'):
+        evaluate(CONFIG, str(checkpoint), show_dir=str(checkpoint))
     with pytest.raises(ToolError, match=r'--tta: .* defines no tta_model'):
         evaluate(CONFIG, str(checkpoint), tta=True)
     assert not (tmp_path / 'drawn').exists()

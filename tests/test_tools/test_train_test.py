@@ -79,6 +79,7 @@ def assert_refused_safely(result, expected: str, root: Path) -> None:
         ('missing data', '', ['--cfg-options', 'train_dataloader.dataset.data_root=/nonexistent'],
          'train_dataloader.dataset: FileNotFoundError'),
         ('bad optimizer', 'optim_wrapper = dict(optimizer=dict(lr=-1.0))', [], 'optim_wrapper.optimizer: Invalid'),
+        ('bad batch size', '', ['--cfg-options', 'train_dataloader.batch_size=0'], 'train_dataloader: batch_size'),
         ('malformed --cfg-options', '', ['--cfg-options', 'foo'], 'argument --cfg-options: expected KEY=VALUE'),
         ('unparsable --cfg-options', '', ['--cfg-options', 'a=[1,2'], 'argument --cfg-options: cannot parse'),
         ('--cfg-options into a number', '', ['--cfg-options', 'train_cfg.max_epochs.x=1'], '--cfg-options:'),
