@@ -50,7 +50,7 @@ class ArgumentParser(argparse.ArgumentParser):
     """argparse's parser, reporting a bad command line as one line (and status 2) like the tools' other errors."""
 
     def error(self, message: str) -> NoReturn:
-        self.exit(2, f'error: {one_line(Exception(message))} (see {self.prog} --help)\n')
+        self.exit(2, f'error: {" ".join(message.split())} (see {self.prog} --help)\n')
 
 
 def refuse_overwriting_inputs(out: Union[str, Path], *inputs: Union[str, Path, None]) -> None:

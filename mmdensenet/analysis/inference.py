@@ -20,7 +20,7 @@ from mmengine.config import Config
 from mmengine.dataset import Compose, pseudo_collate
 from mmengine.registry import DATASETS, DefaultScope
 
-from ..apis.checkpoints import Checkpoint, check_fits
+from ..apis.checkpoints import load_weights
 from ..apis.runner import check_head_width
 from ..cli import ToolError, atomic_output, require_png, reraise_as_tool_error
 from .building import DEFAULT_SCOPE, build_model, load_config
@@ -42,17 +42,15 @@ class ImageClassification:
 
     Args:
         config: Config file of the model.
-        checkpoint: Checkpoint file, read with ``weights_only=True``.
+        checkpoint: Checkpoint file or URL, read with ``weights_only=True``; it must fit the model.
         device: Where the model runs.
     """
 
     def __init__(self, config: Union[str, Path], checkpoint: Union[str, Path], device: str = 'cpu') -> None:
         self.cfg = load_config(config)
-        loaded = Checkpoint.read(str(checkpoint))
         self.model = build_model(self.cfg)
         check_head_width(self.model)
-        check_fits(self.model, loaded.state_dict, loaded.path)
-        self.model.load_state_dict(loaded.state_dict)
+        loaded = load_weights(self.model, str(checkpoint))
         with reraise_as_tool_error(f'cannot use device {device!r}'):
             self.model.to(device).eval()
         self.load_image, self.pipeline = _test_pipeline(self.cfg)

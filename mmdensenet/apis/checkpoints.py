@@ -106,6 +106,14 @@ def check_fits(model: nn.Module, state_dict: StateDict, path: str) -> None:
         raise ToolError(f'checkpoint {path} does not fit the model: {", ".join(problems)}')
 
 
+def load_weights(model: nn.Module, path: str) -> Checkpoint:
+    """Loads a checkpoint file or URL, read weights-only, into ``model``, which it must fit exactly."""
+    checkpoint = Checkpoint.read(path)
+    check_fits(model, checkpoint.state_dict, checkpoint.path)
+    model.load_state_dict(checkpoint.state_dict)
+    return checkpoint
+
+
 def checkpoint_to_load(load_from: Optional[str], resume: bool, work_dir: str) -> Optional[str]:
     """The checkpoint that mmengine's Runner will load: ``load_from``, else with ``resume`` the work dir's latest."""
     if load_from is None and resume:

@@ -17,7 +17,7 @@ import torch
 import torch.nn as nn
 
 from mmdensenet.analysis.building import build_model, load_config
-from mmdensenet.apis.checkpoints import Checkpoint, check_fits
+from mmdensenet.apis.checkpoints import load_weights
 from mmdensenet.apis.runner import check_head_width
 from mmdensenet.cli import (
     ArgumentParser,
@@ -94,9 +94,7 @@ def main() -> None:
     classifier = build_model(load_config(args.config))
     check_head_width(classifier)
     if args.checkpoint:
-        checkpoint = Checkpoint.read(args.checkpoint)
-        check_fits(classifier, checkpoint.state_dict, checkpoint.path)
-        classifier.load_state_dict(checkpoint.state_dict)
+        load_weights(classifier, args.checkpoint)
     model = Logits(classifier).eval()
     with atomic_output(args.out) as tmp:
         with reraise_as_tool_error('ONNX export failed'):
