@@ -61,6 +61,20 @@ def refuse_overwriting_inputs(out: Union[str, Path], *inputs: Union[str, Path, N
             raise ToolError(f'refusing to overwrite an input: {out} is {path}')
 
 
+def writable_folder(path: Union[str, Path], what: str) -> Path:
+    """Creates the folder ``path`` if needed, or says in one line, naming it as ``what``, why it cannot take files."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise ToolError(f'{what} {path}: a file, not a folder')
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise ToolError(f'{what} {path}: {error.strerror or one_line(error)}') from None
+    if not (path.is_dir() and os.access(path, os.W_OK | os.X_OK)):
+        raise ToolError(f'{what} {path}: not a writable folder')
+    return path
+
+
 def require_png(out_file: Path) -> Path:
     """``out_file`` if it names a PNG; the tools write PNG whatever the name says otherwise."""
     if out_file.suffix.lower() != '.png':

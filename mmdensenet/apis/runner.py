@@ -7,7 +7,6 @@ it comes from, e.g. ``model.backbone: arch must be one of ...``. Errors once the
 started keep their traceback.
 """
 
-import os
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, Callable, Optional, TypeVar
@@ -18,7 +17,7 @@ from mmengine.hooks import Hook
 from mmengine.registry.build_functions import build_from_cfg
 from mmengine.runner import Runner
 
-from ..cli import ToolError, one_line, refuse_overwriting_inputs
+from ..cli import ToolError, one_line, refuse_overwriting_inputs, writable_folder
 from .checkpoints import Checkpoint, check_fits, checkpoint_to_load, unwrapped
 from .distributed import prepare_distributed
 
@@ -114,18 +113,6 @@ def check_head_width(model: nn.Module) -> None:
         )
 
 
-def check_work_dir(work_dir: str) -> None:
-    """Creates the work dir, or says in one line why it cannot hold the run's logs and checkpoints."""
-    path = Path(work_dir)
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-        writable = path.is_dir() and os.access(path, os.W_OK | os.X_OK)
-    except OSError as error:
-        raise ToolError(f'work_dir {work_dir}: {error.strerror or one_line(error)}') from None
-    if not writable:
-        raise ToolError(f'work_dir {work_dir}: not a writable folder')
-
-
 def run(cfg: Config, launcher: str, job: Callable[[Runner], T], order: Sequence[str], what: str) -> T:
     """Builds the config's Runner and returns ``job(runner)``; errors of the set-up become one-line ``ToolError``s.
 
@@ -140,7 +127,7 @@ def run(cfg: Config, launcher: str, job: Callable[[Runner], T], order: Sequence[
             attributed to the first key whose config it was building.
         what: What ``load_from`` is in this job, named in its errors, e.g. 'checkpoint'.
     """
-    check_work_dir(cfg.work_dir)
+    writable_folder(cfg.work_dir, 'work_dir')
     # The Runner saves the config it runs into the work dir, under the config's own name.
     refuse_overwriting_inputs(Path(cfg.work_dir) / Path(cfg.filename).name, cfg.filename)
     source = checkpoint_to_load(cfg.get('load_from'), cfg.get('resume', False), cfg.work_dir)

@@ -11,7 +11,7 @@ from mmengine.dist import is_main_process
 from mmengine.evaluator import DumpResults
 from mmengine.runner import Runner
 
-from ..cli import ToolError, atomic_output, refuse_overwriting_inputs, reraise_as_tool_error
+from ..cli import ToolError, atomic_output, refuse_overwriting_inputs, reraise_as_tool_error, writable_folder
 from .checkpoints import is_url
 from .runner import run
 
@@ -125,8 +125,8 @@ def _visualize(
         return
     if interval is not None and interval < 1:
         raise ToolError(f'--interval must be positive, got {interval}')
-    if show_dir is not None and Path(show_dir).exists() and not Path(show_dir).is_dir():
-        raise ToolError(f'--show-dir must be a folder, got the file {show_dir}')
+    if show_dir is not None:
+        writable_folder(show_dir, '--show-dir')
     hook = (cfg.get('default_hooks') or {}).get('visualization')
     if not isinstance(hook, dict):
         raise ToolError(f'--show and --show-dir need default_hooks.visualization, which {cfg.filename} does not set')
@@ -200,6 +200,7 @@ def evaluate(
     cfg = load_config(config, cfg_options, work_dir)
     if out is not None:
         refuse_overwriting_inputs(out, config, checkpoint)
+        writable_folder(Path(out).parent, '--out')
     _require(cfg, TEST_KEYS, 'test')
     cfg.load_from = checkpoint
     cfg.resume = False

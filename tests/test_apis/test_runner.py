@@ -8,7 +8,7 @@ from mmengine.config import Config
 from mmpretrain.registry import DATASETS, MODELS
 
 import mmdensenet  # noqa: F401  (registers mmdensenet.DenseNet)
-from mmdensenet.apis.runner import check_head_width, check_work_dir, config_key
+from mmdensenet.apis.runner import check_head_width, config_key
 from mmdensenet.cli import ToolError
 
 CONFIG = Path(__file__).resolve().parents[2] / 'configs' / 'densenet121_4xb256_in1k.py'
@@ -53,13 +53,3 @@ def test_head_width_must_match_the_backbone() -> None:
     cfg.model.head.in_channels = 64
     with pytest.raises(ToolError, match=r'model\.head: in_channels is 64, but the backbone gives 28'):
         check_head_width(MODELS.build(cfg.model))
-
-
-def test_work_dir_must_be_a_writable_folder(tmp_path: Path) -> None:
-    check_work_dir(str(tmp_path / 'new' / 'run'))
-    assert (tmp_path / 'new' / 'run').is_dir()
-    (tmp_path / 'file').write_text('')
-    with pytest.raises(ToolError, match=r'work_dir .*file/run: '):
-        check_work_dir(str(tmp_path / 'file' / 'run'))
-    with pytest.raises(ToolError, match=r'work_dir .*file: '):
-        check_work_dir(str(tmp_path / 'file'))

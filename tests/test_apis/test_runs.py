@@ -58,8 +58,10 @@ def test_test_options_are_checked_before_any_work(tmp_path: Path) -> None:
         evaluate(CONFIG, str(checkpoint), wait_time=1.0)
     with pytest.raises(ToolError, match='--interval must be positive'):
         evaluate(CONFIG, str(checkpoint), show_dir=str(tmp_path / 'drawn'), interval=0)
-    with pytest.raises(ToolError, match='--show-dir must be a folder'):
+    with pytest.raises(ToolError, match=r'--show-dir .*weights.pth: a file, not a folder'):
         evaluate(CONFIG, str(checkpoint), show_dir=str(checkpoint))
+    with pytest.raises(ToolError, match=r'--out .*weights.pth: a file, not a folder'):
+        evaluate(CONFIG, str(checkpoint), out=str(checkpoint / 'predictions.pkl'))
     with pytest.raises(ToolError, match=r'--tta: .* defines no tta_model'):
         evaluate(CONFIG, str(checkpoint), tta=True)
     assert not (tmp_path / 'drawn').exists()
