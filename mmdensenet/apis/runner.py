@@ -147,6 +147,7 @@ def run(cfg: Config, launcher: str, job: Callable[[Runner], T], order: Sequence[
         check_head_width(model)
         if checkpoint is not None:
             check_fits(model, checkpoint.state_dict, checkpoint.path)
+        del checkpoint  # its tensors are not needed during the run; the Runner loads the file itself
         return job(runner)
     except ToolError:
         raise
