@@ -1,11 +1,13 @@
 """Shared plumbing of the command-line tools: one-line errors and safe output files."""
 
+import argparse
 import os
 import sys
 import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import NoReturn, Union
 
 
 class ToolError(ValueError):
@@ -28,14 +30,48 @@ def reraise_as_tool_error(what: str) -> Iterator[None]:
         raise ToolError(f'{what}: {one_line(exc)}') from exc
 
 
-def run_cli(main: Callable[[], object]) -> None:
-    """Run a tool's ``main``; any error ends it with one line on stderr and status 1."""
+def run_cli(main: Callable[[], object], user_errors: tuple[type[Exception], ...] = (Exception,)) -> None:
+    """Run a tool's ``main``; a user's error ends it with one line on stderr and status 1.
+
+    Args:
+        main: The tool's work.
+        user_errors: Exceptions besides ``ToolError`` that are the user's doing; any other
+            keeps its traceback. By default every exception is the user's.
+    """
     try:
         main()
     except ToolError as exc:
         sys.exit(f'error: {exc}')
-    except Exception as exc:
+    except user_errors as exc:
         sys.exit(f'error: {type(exc).__name__}: {one_line(exc)}')
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse's parser, reporting a bad command line as one line (and status 2) like the tools' other errors."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f'error: {" ".join(message.split())} (see {self.prog} --help)\n')
+
+
+def refuse_overwriting_inputs(out: Union[str, Path], *inputs: Union[str, Path, None]) -> None:
+    """Raise a ``ToolError`` if the output ``out`` is one of the (existing) ``inputs``, also through links."""
+    out = Path(out)
+    for path in filter(None, inputs):
+        if out.exists() and Path(path).exists() and out.samefile(path):
+            raise ToolError(f'refusing to overwrite an input: {out} is {path}')
+
+
+def writable_folder(path: Union[str, Path], what: str) -> Path:
+    """Creates the folder ``path`` if needed, or says in one line, naming it as ``what``, why it cannot take files."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise ToolError(f'{what} {path}: a file, not a folder')
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        tempfile.TemporaryFile(dir=path).close()  # permissions, read-only mounts and quotas alike
+    except OSError as error:
+        raise ToolError(f'{what} {path}: {error.strerror or one_line(error)}') from None
+    return path
 
 
 def require_png(out_file: Path) -> Path:

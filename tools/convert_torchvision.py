@@ -8,13 +8,13 @@ Examples::
 
 import argparse
 
-from mmdensenet.cli import run_cli
+from mmdensenet.cli import ArgumentParser, run_cli
 from mmdensenet.weights import from_torchvision, to_torchvision
 from mmdensenet.weights.torchvision_keys import TORCHVISION_ARCHS
 
 
 def parse_args() -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('src', help='checkpoint to read (torchvision DenseNet, or ours with --reverse)')
     parser.add_argument('dst', help='checkpoint to write; its folder is created if missing')
     parser.add_argument('--arch', choices=TORCHVISION_ARCHS, help='fail unless SRC holds this DenseNet')

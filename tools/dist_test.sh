@@ -7,13 +7,26 @@
 set -euo pipefail
 
 if [ $# -lt 3 ]; then
-  echo "usage: bash tools/dist_test.sh CONFIG CHECKPOINT GPUS [ARGS]" >&2
+  echo "error: usage: bash tools/dist_test.sh CONFIG CHECKPOINT GPUS [ARGS]" >&2
   exit 2
 fi
 config=$1
 checkpoint=$2
 gpus=$3
 shift 3
+
+if ! [[ $gpus =~ ^[1-9][0-9]*$ ]]; then
+  echo "error: GPUS must be a positive number of processes, got '$gpus'" >&2
+  exit 2
+fi
+if [ ! -f "$config" ]; then
+  echo "error: config file not found: $config" >&2
+  exit 2
+fi
+if [[ ! $checkpoint =~ ^https?:// ]] && [ ! -f "$checkpoint" ]; then
+  echo "error: checkpoint not found: $checkpoint" >&2
+  exit 2
+fi
 
 PYTHONPATH="$(dirname "$0")/..${PYTHONPATH:+:$PYTHONPATH}" \
   exec python -m torch.distributed.run \

@@ -7,12 +7,21 @@
 set -euo pipefail
 
 if [ $# -lt 2 ]; then
-  echo "usage: bash tools/dist_train.sh CONFIG GPUS [ARGS]" >&2
+  echo "error: usage: bash tools/dist_train.sh CONFIG GPUS [ARGS]" >&2
   exit 2
 fi
 config=$1
 gpus=$2
 shift 2
+
+if ! [[ $gpus =~ ^[1-9][0-9]*$ ]]; then
+  echo "error: GPUS must be a positive number of processes, got '$gpus'" >&2
+  exit 2
+fi
+if [ ! -f "$config" ]; then
+  echo "error: config file not found: $config" >&2
+  exit 2
+fi
 
 PYTHONPATH="$(dirname "$0")/..${PYTHONPATH:+:$PYTHONPATH}" \
   exec python -m torch.distributed.run \

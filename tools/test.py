@@ -5,35 +5,47 @@ bash tools/dist_test.sh CONFIG CHECKPOINT GPUS [ARGS]     # torchrun, one proces
 """
 
 import argparse
-import sys
 
 from mmdensenet.apis import evaluate, parse_runner_args
-from mmdensenet.cli import ToolError
+from mmdensenet.cli import ArgumentParser, run_cli
 
 
 def parse_args() -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description="Evaluate a checkpoint on a config's test set.")
+    parser = ArgumentParser(description="Evaluate a checkpoint on a config's test set.")
     parser.add_argument('config', help='config file')
     parser.add_argument('checkpoint', help='checkpoint file or URL')
     parser.add_argument('--work-dir', help='where the logs go (default: work_dirs/CONFIG_NAME)')
-    parser.add_argument('--out', help='dump the predictions to this .pkl file')
+    parser.add_argument('--out', help='dump the predictions (.pkl) or, with --out-item metrics, the metrics here')
+    parser.add_argument('--out-item', choices=['pred', 'metrics'], help='what --out holds (default: pred)')
+    parser.add_argument('--amp', action='store_true', help='automatic mixed precision')
+    parser.add_argument('--tta', action='store_true', help="test-time augmentation with the config's tta_model")
+    parser.add_argument('--show', action='store_true', help='show each prediction in a window')
+    parser.add_argument('--show-dir', help='draw the predictions into this folder')
+    parser.add_argument('--interval', type=int, help='with --show/--show-dir: every INTERVAL-th image (default 1)')
+    parser.add_argument('--wait-time', type=float, help='with --show: seconds each window stays (default 2)')
     return parse_runner_args(parser, 'test_dataloader')
 
 
 def main() -> None:
     args = parse_args()
-    try:
-        evaluate(
-            args.config,
-            args.checkpoint,
-            work_dir=args.work_dir,
-            out=args.out,
-            cfg_options=args.cfg_options,
-            launcher=args.launcher,
-        )
-    except (ToolError, FileNotFoundError) as error:  # a bad argument, or data that is not where the config says
-        sys.exit(f'error: {error}')
+    evaluate(
+        args.config,
+        args.checkpoint,
+        work_dir=args.work_dir,
+        out=args.out,
+        out_item=args.out_item,
+        amp=args.amp,
+        tta=args.tta,
+        show=args.show,
+        show_dir=args.show_dir,
+        interval=args.interval,
+        wait_time=args.wait_time,
+        no_pin_memory=args.no_pin_memory,
+        cfg_options=args.cfg_options,
+        launcher=args.launcher,
+    )
 
 
 if __name__ == '__main__':
-    main()
+    # Data that is not where the config says is the user's doing; other errors of a running job keep their traceback.
+    run_cli(main, user_errors=(FileNotFoundError,))

@@ -7,14 +7,13 @@ SIGTERM or SIGINT stops training with a resumable checkpoint and exit status 75 
 """
 
 import argparse
-import sys
 
 from mmdensenet.apis import parse_runner_args, train
-from mmdensenet.cli import ToolError
+from mmdensenet.cli import ArgumentParser, run_cli
 
 
 def parse_args() -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description='Train a classifier from a config.')
+    parser = ArgumentParser(description='Train a classifier from a config.')
     parser.add_argument('config', help='config file')
     parser.add_argument('--work-dir', help='where logs and checkpoints go (default: work_dirs/CONFIG_NAME)')
     parser.add_argument(
@@ -27,24 +26,29 @@ def parse_args() -> argparse.Namespace:
     )
     parser.add_argument('--amp', action='store_true', help='automatic mixed precision')
     parser.add_argument('--auto-scale-lr', action='store_true', help="scale the lr to this run's total batch size")
+    parser.add_argument('--no-validate', action='store_true', help='do not validate during training')
+    parser.add_argument(
+        '--no-persistent-workers', action='store_true', help="turn off the dataloaders' persistent_workers"
+    )
     return parse_runner_args(parser, 'train_dataloader')
 
 
 def main() -> None:
     args = parse_args()
-    try:
-        train(
-            args.config,
-            work_dir=args.work_dir,
-            resume=args.resume,
-            amp=args.amp,
-            auto_scale_lr=args.auto_scale_lr,
-            cfg_options=args.cfg_options,
-            launcher=args.launcher,
-        )
-    except (ToolError, FileNotFoundError) as error:  # a bad argument, or data that is not where the config says
-        sys.exit(f'error: {error}')
+    train(
+        args.config,
+        work_dir=args.work_dir,
+        resume=args.resume,
+        amp=args.amp,
+        auto_scale_lr=args.auto_scale_lr,
+        no_validate=args.no_validate,
+        no_pin_memory=args.no_pin_memory,
+        no_persistent_workers=args.no_persistent_workers,
+        cfg_options=args.cfg_options,
+        launcher=args.launcher,
+    )
 
 
 if __name__ == '__main__':
-    main()
+    # Data that is not where the config says is the user's doing; other errors of a running job keep their traceback.
+    run_cli(main, user_errors=(FileNotFoundError,))

@@ -6,22 +6,22 @@ mmengine's Runner saves), else from the config's test dataset (its ``classes``/`
 or the dataset class's own), else they are the class indices.
 """
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional, Union
 
-import mmcv
+import cv2
 import numpy as np
 import torch
-import torch.nn as nn
 from matplotlib.figure import Figure
 from mmengine.config import Config
 from mmengine.dataset import Compose, pseudo_collate
 from mmengine.registry import DATASETS, DefaultScope
 
-from mmdensenet.weights import read_checkpoint, unwrap_state_dict
-
+from ..apis.checkpoints import load_weights
+from ..apis.runner import check_head_width
 from ..cli import ToolError, atomic_output, require_png, reraise_as_tool_error
 from .building import DEFAULT_SCOPE, build_model, load_config
 
@@ -42,22 +42,33 @@ class ImageClassification:
 
     Args:
         config: Config file of the model.
-        checkpoint: Checkpoint file, read with ``weights_only=True``.
+        checkpoint: Checkpoint file or URL, read with ``weights_only=True``; it must fit the model.
         device: Where the model runs.
     """
 
     def __init__(self, config: Union[str, Path], checkpoint: Union[str, Path], device: str = 'cpu') -> None:
         self.cfg = load_config(config)
-        loaded, _ = read_checkpoint(str(checkpoint))
         self.model = build_model(self.cfg)
-        _load_weights(self.model, unwrap_state_dict(loaded, str(checkpoint)), checkpoint)
+        check_head_width(self.model)
+        loaded = load_weights(self.model, str(checkpoint))
         with reraise_as_tool_error(f'cannot use device {device!r}'):
             self.model.to(device).eval()
-        self.pipeline = _test_pipeline(self.cfg)
-        self._checkpoint_classes = _meta_classes(loaded)
+        self.load_image, self.pipeline = _test_pipeline(self.cfg)
+        self._checkpoint_classes = _meta_classes(loaded.content)
+
+    def read(self, path: Union[str, Path]) -> np.ndarray:
+        """Reads an image file the way the config's test pipeline does (BGR, or grey for ``color_type='grayscale'``)."""
+        path = Path(path)
+        if not path.is_file():
+            raise ToolError(f'no such image file: {path}')
+        with reraise_as_tool_error(f'cannot decode image {path}'), _quiet_opencv():
+            loaded = self.load_image(dict(img_path=str(path)))
+        if loaded is None:
+            raise ToolError(f'cannot decode image {path}')
+        return loaded['img']
 
     def predict(self, image: np.ndarray, topk: int = 5) -> list[Prediction]:
-        """The ``topk`` most likely classes of a BGR ``image`` (as mmcv reads it)."""
+        """The ``topk`` most likely classes of an ``image`` as :meth:`read` gives it."""
         data = self.pipeline(dict(img=image, img_shape=image.shape[:2], ori_shape=image.shape[:2]))
         with torch.no_grad():
             scores = self.model.test_step(pseudo_collate([data]))[0].pred_score.cpu()
@@ -71,18 +82,6 @@ class ImageClassification:
             if names is not None and len(names) == num_classes:
                 return [str(name) for name in names]
         return [str(i) for i in range(num_classes)]
-
-
-def _load_weights(model: nn.Module, state_dict: dict, path: Union[str, Path]) -> None:
-    with reraise_as_tool_error(f'checkpoint {path} does not fit the model'):
-        result = model.load_state_dict(state_dict, strict=False)
-    problems = [
-        f'{len(keys)} {kind} keys (e.g. {keys[0]})'
-        for kind, keys in (('missing', result.missing_keys), ('unexpected', result.unexpected_keys))
-        if keys
-    ]
-    if problems:
-        raise ToolError(f'checkpoint {path} does not fit the model: {", ".join(problems)}')
 
 
 def _meta_classes(checkpoint: Any) -> Optional[Sequence]:
@@ -107,34 +106,38 @@ def _config_classes(cfg: Config) -> Optional[Sequence]:
     return names
 
 
-def _test_pipeline(cfg: Config) -> Compose:
-    """The config's test pipeline, less its loading step (the image is read beforehand)."""
+def _test_pipeline(cfg: Config) -> tuple[Compose, Compose]:
+    """The config's test pipeline as its loading step (mmpretrain's default if it has none) and the rest."""
     steps = cfg.get('test_pipeline') or _test_dataset_cfg(cfg).get('pipeline')
     if not steps:
         raise ToolError('the config has no test_pipeline nor test_dataloader.dataset.pipeline')
-    steps = [step for step in steps if step.get('type') not in LOADING_TRANSFORMS]
+    loading = [step for step in steps if step.get('type') in LOADING_TRANSFORMS] or [dict(type='LoadImageFromFile')]
+    rest = [step for step in steps if step.get('type') not in LOADING_TRANSFORMS]
     scope = cfg.get('default_scope', DEFAULT_SCOPE)
     with reraise_as_tool_error("cannot build the config's test pipeline"), DefaultScope.overwrite_default_scope(scope):
-        return Compose(steps)
+        return Compose(loading[:1]), Compose(rest)
 
 
-def read_image(path: Union[str, Path]) -> np.ndarray:
-    """Read an image file as a BGR array, as mmpretrain's LoadImageFromFile does."""
-    path = Path(path)
-    if not path.is_file():
-        raise ToolError(f'no such image file: {path}')
-    image = mmcv.imfrombytes(path.read_bytes())
-    if image is None:
-        raise ToolError(f'cannot decode image {path}')
-    return image
+@contextmanager
+def _quiet_opencv() -> Iterator[None]:
+    """Keeps OpenCV from logging a warning line of its own for a broken file; the error says it instead."""
+    level = cv2.utils.logging.getLogLevel()
+    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
+    try:
+        yield
+    finally:
+        cv2.utils.logging.setLogLevel(level)
 
 
 def draw_predictions(image: np.ndarray, predictions: Sequence[Prediction], out_file: Union[str, Path]) -> Path:
-    """Save a PNG of the BGR ``image`` under its top-1 class, beside a bar chart of all ``predictions``."""
+    """Save a PNG of the BGR (or grey) ``image`` under its top-1 class, beside a bar chart of all ``predictions``."""
     out_file = require_png(Path(out_file))
     figure = Figure(figsize=(10, 4.5), layout='constrained')
     image_axes, bar_axes = figure.subplots(1, 2, width_ratios=(1, 1.2))
-    image_axes.imshow(image[..., ::-1])
+    if image.ndim == 2:
+        image_axes.imshow(image, cmap='gray', vmin=0, vmax=255)
+    else:
+        image_axes.imshow(image[..., ::-1])
     image_axes.set_axis_off()
     best = predictions[0]
     image_axes.set_title(f'{best.name} ({best.score:.1%})')

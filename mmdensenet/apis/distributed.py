@@ -14,6 +14,8 @@ import torch
 import torch.distributed as dist
 from mmengine.config import Config
 
+from ..cli import ToolError
+
 # Where each launcher publishes (rank, world size, local rank).
 _LAUNCHER_ENV = {
     'pytorch': ('RANK', 'WORLD_SIZE', 'LOCAL_RANK'),
@@ -24,12 +26,15 @@ _LAUNCHER_ENV = {
 
 def _export_torch_env(launcher: str) -> None:
     """Sets the variables of torch's ``env://`` rendezvous from the launcher's own."""
+    missing = [name for name in _LAUNCHER_ENV[launcher] if name not in os.environ]
+    if missing:
+        raise ToolError(f'--launcher {launcher}: {", ".join(missing)} not set; start the tool through that launcher')
     for source, target in zip(_LAUNCHER_ENV[launcher], _LAUNCHER_ENV['pytorch']):
         os.environ[target] = os.environ[source]
     os.environ.setdefault('MASTER_PORT', '29500')
     if 'MASTER_ADDR' not in os.environ:
         if launcher != 'slurm':
-            raise KeyError(f'MASTER_ADDR must be set for the {launcher} launcher')
+            raise ToolError(f'--launcher {launcher}: MASTER_ADDR must be set')
         nodes = os.environ['SLURM_NODELIST']
         hosts = subprocess.run(['scontrol', 'show', 'hostnames', nodes], capture_output=True, text=True, check=True)
         os.environ['MASTER_ADDR'] = hosts.stdout.split()[0]

@@ -1,16 +1,29 @@
 """Training and testing from a config, as ``tools/train.py`` and ``tools/test.py`` run them."""
 
 import os
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Optional, Union
 
-from mmengine.config import Config
+import mmengine
+from mmengine.config import Config, ConfigDict
+from mmengine.dist import is_main_process
+from mmengine.evaluator import DumpResults
 from mmengine.runner import Runner
 
-from ..cli import ToolError, reraise_as_tool_error
-from ..engine import find_resumable_checkpoint, require_writable_dir
-from ..weights import read_checkpoint
-from .distributed import prepare_distributed
+from ..cli import ToolError, atomic_output, refuse_overwriting_inputs, reraise_as_tool_error, writable_folder
+from ..engine import find_resumable_checkpoint
+from .checkpoints import is_url
+from .runner import run
+
+# The keys each job needs, in the order the Runner builds them (errors are attributed in this order).
+TRAIN_KEYS = ('model', 'train_dataloader', 'train_cfg', 'optim_wrapper')
+TRAIN_ORDER = (*TRAIN_KEYS, 'param_scheduler', 'val_dataloader', 'val_evaluator', 'val_cfg')
+TEST_KEYS = ('model', 'test_dataloader', 'test_evaluator', 'test_cfg')
+TEST_ORDER = TEST_KEYS
+DATALOADERS = ('train_dataloader', 'val_dataloader', 'test_dataloader')
+# What ``--out`` may be: predictions are pickled; metrics go to any format mmengine.dump writes.
+OUT_SUFFIXES = {'pred': ('.pkl', '.pickle'), 'metrics': ('.pkl', '.pickle', '.json', '.yaml', '.yml')}
 
 
 def _check_file(path: Union[str, Path], what: str) -> None:
@@ -28,7 +41,8 @@ def load_config(config: Union[str, Path], cfg_options: Optional[dict] = None, wo
     with reraise_as_tool_error(f'cannot read config {config}'):
         cfg = Config.fromfile(config)
     if cfg_options:
-        cfg.merge_from_dict(cfg_options)
+        with reraise_as_tool_error('--cfg-options'):
+            cfg.merge_from_dict(cfg_options)
     if work_dir is not None:
         cfg.work_dir = work_dir
     elif cfg.get('work_dir') is None:
@@ -36,10 +50,16 @@ def load_config(config: Union[str, Path], cfg_options: Optional[dict] = None, wo
     return cfg
 
 
-def _build_runner(cfg: Config, launcher: str) -> Runner:
-    cfg.launcher = launcher
-    prepare_distributed(cfg, launcher)
-    return Runner.from_cfg(cfg)
+def _require(cfg: Config, keys: tuple[str, ...], job: str) -> None:
+    missing = [key for key in keys if cfg.get(key) is None]
+    if missing:
+        raise ToolError(f'{cfg.filename} cannot {job}: it sets no {", ".join(missing)}')
+
+
+def _set_dataloaders(cfg: Config, **settings: bool) -> None:
+    for loader in DATALOADERS:
+        if cfg.get(loader) is not None:
+            cfg[loader].update(settings)
 
 
 def train(
@@ -48,6 +68,9 @@ def train(
     resume: Union[bool, str] = False,
     amp: bool = False,
     auto_scale_lr: bool = False,
+    no_validate: bool = False,
+    no_pin_memory: bool = False,
+    no_persistent_workers: bool = False,
     cfg_options: Optional[dict] = None,
     launcher: str = 'none',
 ) -> Runner:
@@ -61,27 +84,80 @@ def train(
             model, optimizer, schedule, epoch and iteration.
         amp: Train with automatic mixed precision.
         auto_scale_lr: Scale the lr by (total batch size) / ``auto_scale_lr.base_batch_size``.
+        no_validate: Do not validate during training.
+        no_pin_memory: Turn off the dataloaders' ``pin_memory``.
+        no_persistent_workers: Turn off the dataloaders' ``persistent_workers``.
         cfg_options: Overrides of config keys, e.g. ``{'train_dataloader.batch_size': 32}``.
         launcher: 'none', 'pytorch' (torchrun), 'slurm' or 'mpi'.
     """
     cfg = load_config(config, cfg_options, work_dir)
+    _require(cfg, TRAIN_KEYS, 'train')
     if resume is True:
         resume = find_resumable_checkpoint(cfg.work_dir) or False
     if isinstance(resume, str):
-        _check_file(resume, 'checkpoint to resume from')
         cfg.load_from = resume
     cfg.resume = bool(resume)
     if amp:
         cfg.optim_wrapper.type = 'AmpOptimWrapper'
         cfg.optim_wrapper.setdefault('loss_scale', 'dynamic')
     if auto_scale_lr:
-        if 'base_batch_size' not in cfg.get('auto_scale_lr', {}):
-            raise ToolError(f'{config} sets no auto_scale_lr.base_batch_size to scale the lr from')
+        if 'base_batch_size' not in (cfg.get('auto_scale_lr') or {}):
+            raise ToolError(f'--auto-scale-lr: {config} sets no auto_scale_lr.base_batch_size to scale the lr from')
         cfg.auto_scale_lr.enable = True
-    require_writable_dir(cfg.work_dir)
-    runner = _build_runner(cfg, launcher)
+    if no_validate:
+        cfg.val_cfg = cfg.val_dataloader = cfg.val_evaluator = None
+    if no_pin_memory:
+        _set_dataloaders(cfg, pin_memory=False)
+    if no_persistent_workers:
+        _set_dataloaders(cfg, persistent_workers=False)
+    what = 'checkpoint to resume from' if resume else 'load_from'
+    return run(cfg, launcher, _train, TRAIN_ORDER, what)
+
+
+def _train(runner: Runner) -> Runner:
     runner.train()
     return runner
+
+
+def _visualize(
+    cfg: Config, show: bool, show_dir: Optional[str], interval: Optional[int], wait_time: Optional[float]
+) -> None:
+    """Switches on the config's visualization hook for ``--show`` and ``--show-dir``."""
+    if not (show or show_dir):
+        if interval is not None or wait_time is not None:
+            raise ToolError('--interval and --wait-time apply only with --show or --show-dir')
+        return
+    if interval is not None and interval < 1:
+        raise ToolError(f'--interval must be positive, got {interval}')
+    if show_dir is not None:
+        writable_folder(show_dir, '--show-dir')
+    hook = (cfg.get('default_hooks') or {}).get('visualization')
+    if not isinstance(hook, dict):
+        raise ToolError(f'--show and --show-dir need default_hooks.visualization, which {cfg.filename} does not set')
+    hook.update(enable=True, show=show, out_dir=show_dir, interval=interval or 1, wait_time=wait_time or 2)
+
+
+def _test_time_augmentation(cfg: Config) -> None:
+    """Wraps the model in the config's ``tta_model`` and tests on its ``tta_pipeline``, as mmpretrain's --tta."""
+    for key in ('tta_model', 'tta_pipeline'):
+        if cfg.get(key) is None:
+            raise ToolError(f'--tta: {cfg.filename} defines no {key}')
+    cfg.model = ConfigDict(**cfg.tta_model, module=cfg.model)
+    cfg.test_dataloader.dataset.pipeline = cfg.tta_pipeline
+
+
+def _test(runner: Runner, out: Optional[str], out_item: str) -> dict:
+    """Runs the test; rank 0 writes ``out`` through a temporary file, renamed into place when all is done."""
+    if out is None:
+        return runner.test()
+    writes = is_main_process()
+    with atomic_output(Path(out)) if writes else nullcontext(Path(out)) as target:
+        if out_item == 'pred':  # every process adds it: evaluation gathers results metric by metric
+            runner.test_evaluator.metrics.append(DumpResults(out_file_path=os.fspath(target)))
+        metrics = runner.test()
+        if out_item == 'metrics' and writes:
+            mmengine.dump(metrics, target)
+    return metrics
 
 
 def evaluate(
@@ -89,6 +165,14 @@ def evaluate(
     checkpoint: str,
     work_dir: Optional[str] = None,
     out: Optional[str] = None,
+    out_item: Optional[str] = None,
+    amp: bool = False,
+    tta: bool = False,
+    show: bool = False,
+    show_dir: Optional[str] = None,
+    interval: Optional[int] = None,
+    wait_time: Optional[float] = None,
+    no_pin_memory: bool = False,
     cfg_options: Optional[dict] = None,
     launcher: str = 'none',
 ) -> dict:
@@ -96,21 +180,39 @@ def evaluate(
 
     Args:
         config: Path of the config file.
-        checkpoint: Path or URL of the weights.
+        checkpoint: Path or URL of the weights; they must fit the model.
         work_dir: Where the logs go; see :func:`load_config`.
-        out: A ``.pkl`` file to dump the predictions to.
+        out: A file to dump the predictions (``.pkl``) or the metrics (``out_item='metrics'``) to.
+        out_item: 'pred' (the default) or 'metrics'.
+        amp: Test with automatic mixed precision.
+        tta: Test-time augmentation with the config's ``tta_model`` and ``tta_pipeline``.
+        show: Show each prediction in a window.
+        show_dir: Draw the predictions into this folder.
+        interval: With ``show`` or ``show_dir``, draw every ``interval``-th image (default 1).
+        wait_time: With ``show``, how long each window stays, in seconds (default 2).
+        no_pin_memory: Turn off the dataloaders' ``pin_memory``.
         cfg_options: Overrides of config keys.
         launcher: 'none', 'pytorch' (torchrun), 'slurm' or 'mpi'.
     """
-    if out is not None and Path(out).suffix not in ('.pkl', '.pickle'):
-        raise ToolError(f'--out must be a .pkl or .pickle file, got {out}')
-    if '://' not in checkpoint:
+    if out_item is not None and out is None:
+        raise ToolError('--out-item needs --out')
+    out_item = out_item or 'pred'
+    if out is not None and Path(out).suffix not in OUT_SUFFIXES[out_item]:
+        raise ToolError(f'--out must be a {" or ".join(OUT_SUFFIXES[out_item])} file for {out_item}, got {out}')
+    if not is_url(checkpoint):
         _check_file(checkpoint, 'checkpoint')
-        read_checkpoint(checkpoint)  # a broken or unsafe file fails here with one line, before any work
     cfg = load_config(config, cfg_options, work_dir)
-    cfg.load_from = checkpoint
     if out is not None:
-        dump = dict(type='DumpResults', out_file_path=os.fspath(out))
-        evaluators = cfg.test_evaluator if isinstance(cfg.test_evaluator, list) else [cfg.test_evaluator]
-        cfg.test_evaluator = [*evaluators, dump]
-    return _build_runner(cfg, launcher).test()
+        refuse_overwriting_inputs(out, config, checkpoint)
+        writable_folder(Path(out).parent, '--out')
+    _require(cfg, TEST_KEYS, 'test')
+    cfg.load_from = checkpoint
+    cfg.resume = False
+    if amp:
+        cfg.setdefault('test_cfg', {})['fp16'] = True
+    _visualize(cfg, show, show_dir, interval, wait_time)
+    if tta:
+        _test_time_augmentation(cfg)
+    if no_pin_memory:
+        _set_dataloaders(cfg, pin_memory=False)
+    return run(cfg, launcher, lambda runner: _test(runner, out, out_item), TEST_ORDER, 'checkpoint')

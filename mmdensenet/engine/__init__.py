@@ -1,6 +1,6 @@
 """Training machinery of our own: runs that survive preemption, kills and torn checkpoints."""
 
-from .checkpoints import PREEMPTION_CHECKPOINT, atomic_save_checkpoint, find_resumable_checkpoint, require_writable_dir
+from .checkpoints import PREEMPTION_CHECKPOINT, atomic_save_checkpoint, find_resumable_checkpoint
 from .hooks import STOP_EXIT_CODE, FaultToleranceHook, TrainingStopped
 
 __all__ = [
@@ -10,5 +10,4 @@ __all__ = [
     'TrainingStopped',
     'atomic_save_checkpoint',
     'find_resumable_checkpoint',
-    'require_writable_dir',
 ]

@@ -5,7 +5,6 @@ import glob
 import logging
 import os
 import re
-import tempfile
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, Optional, Union
@@ -76,15 +75,6 @@ def write_last_checkpoint(work_dir: Union[str, Path], checkpoint: str) -> None:
     """Names ``checkpoint`` in the work dir's ``last_checkpoint`` file, as CheckpointHook does, atomically."""
     with atomic_output(Path(work_dir) / LAST_CHECKPOINT) as temporary:
         temporary.write_text(checkpoint)
-
-
-def require_writable_dir(directory: Union[str, Path]) -> None:
-    """Creates ``directory`` if needed; fails with one line unless files can be created in it."""
-    try:
-        Path(directory).mkdir(parents=True, exist_ok=True)
-        tempfile.TemporaryFile(dir=directory).close()
-    except OSError as error:
-        raise ToolError(f'cannot write to the work dir {directory}: {error.strerror or error}') from error
 
 
 def _named_last(work_dir: Path) -> Optional[Path]:

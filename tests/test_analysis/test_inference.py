@@ -12,7 +12,7 @@ from mmpretrain.registry import MODELS
 from PIL import Image
 
 import mmdensenet  # noqa: F401  (registers mmdensenet.DenseNet)
-from mmdensenet.analysis.inference import ImageClassification, Prediction, draw_predictions, read_image
+from mmdensenet.analysis.inference import ImageClassification, Prediction, draw_predictions
 from mmdensenet.cli import ToolError
 
 REPO = Path(__file__).resolve().parents[2]
@@ -87,11 +87,24 @@ def test_checkpoint_that_does_not_fit(tmp_path: Path) -> None:
         ImageClassification(config, tmp_path / 'backbone.pth')
 
 
-def test_read_image_is_bgr(tmp_path: Path, image: np.ndarray) -> None:
+def test_read_follows_the_config(tmp_path: Path, image: np.ndarray) -> None:
+    """BGR as mmpretrain's LoadImageFromFile gives it, or grey where the config's pipeline says so."""
     Image.fromarray(image).save(tmp_path / 'rgb.png')
-    assert np.array_equal(read_image(tmp_path / 'rgb.png'), image[..., ::-1])
+    config = write_config(tmp_path / 'c.py', 10)
+    classifier = ImageClassification(config, write_checkpoint(tmp_path / 'c.pth', config))
+    assert np.array_equal(classifier.read(tmp_path / 'rgb.png'), image[..., ::-1])
     with pytest.raises(ToolError, match='no such image file'):
-        read_image(tmp_path / 'missing.png')
+        classifier.read(tmp_path / 'missing.png')
+    grey_loading = "test_pipeline = [dict(type='LoadImageFromFile', color_type='grayscale'), dict(type='PackInputs')]\n"
+    grey_model = 'model = dict(backbone=dict(in_channels=1))\n'
+    data_preprocessor = 'data_preprocessor = dict(mean=[127.5], std=[127.5], to_rgb=False)\n'
+    grey = write_config(tmp_path / 'grey.py', 10, grey_loading + grey_model + data_preprocessor)
+    classifier = ImageClassification(grey, write_checkpoint(tmp_path / 'grey.pth', grey))
+    expected = np.asarray(Image.open(tmp_path / 'rgb.png').convert('L'))
+    read = classifier.read(tmp_path / 'rgb.png')
+    assert read.shape == image.shape[:2]
+    assert np.abs(read.astype(int) - expected).max() <= 1  # OpenCV's and PIL's grey weights round apart
+    assert [p.label for p in classifier.predict(read, topk=3)] == TOP
 
 
 def test_draw_predictions(tmp_path: Path, image: np.ndarray) -> None:
@@ -99,6 +112,7 @@ def test_draw_predictions(tmp_path: Path, image: np.ndarray) -> None:
     out = draw_predictions(image, predictions, tmp_path / 'sub' / 'pred.png')
     with Image.open(out) as picture:
         assert picture.format == 'PNG'
+    draw_predictions(image[..., 0], predictions, tmp_path / 'sub' / 'pred.png')  # a grey image
     with pytest.raises(ToolError, match=r'must be a \.png'):
         draw_predictions(image, predictions, tmp_path / 'pred.jpg')
     assert sorted(p.name for p in tmp_path.rglob('*')) == ['pred.png', 'sub']

@@ -10,6 +10,7 @@ import torch.distributed as dist
 from mmengine.config import Config
 
 from mmdensenet.apis import distributed, prepare_distributed
+from mmdensenet.cli import ToolError
 
 
 def test_single_process_runs_are_left_alone() -> None:
@@ -49,5 +50,12 @@ def test_mpi_needs_a_master_address(monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.setenv(name, value)
     for name in ('RANK', 'WORLD_SIZE', 'LOCAL_RANK', 'MASTER_PORT'):
         monkeypatch.delenv(name, raising=False)
-    with pytest.raises(KeyError, match='MASTER_ADDR'):
+    with pytest.raises(ToolError, match='--launcher mpi: MASTER_ADDR must be set'):
         distributed._export_torch_env('mpi')
+
+
+def test_launcher_variables_must_be_set(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ('RANK', 'WORLD_SIZE', 'LOCAL_RANK'):
+        monkeypatch.delenv(name, raising=False)
+    with pytest.raises(ToolError, match='--launcher pytorch: RANK, WORLD_SIZE, LOCAL_RANK not set'):
+        distributed._export_torch_env('pytorch')

@@ -22,7 +22,7 @@ def test_missing_files_are_user_errors(tmp_path: Path) -> None:
     with pytest.raises(ToolError, match='config file not found'):
         load_config(tmp_path / 'missing.py')
     with pytest.raises(ToolError, match='checkpoint to resume from not found'):
-        train(CONFIG, resume=str(tmp_path / 'missing.pth'))
+        train(CONFIG, work_dir=str(tmp_path / 'run'), resume=str(tmp_path / 'missing.pth'))
     with pytest.raises(ToolError, match='checkpoint not found'):
         evaluate(CONFIG, str(tmp_path / 'missing.pth'))
 
@@ -31,7 +31,7 @@ def test_auto_scale_lr_needs_a_base_batch_size(tmp_path: Path) -> None:
     config = tmp_path / 'no_base_batch.py'
     config.write_text(f'_base_ = [{str(CONFIG)!r}]\nauto_scale_lr = dict(_delete_=True)\n')
     with pytest.raises(ToolError, match=r'auto_scale_lr\.base_batch_size'):
-        train(config, auto_scale_lr=True)
+        train(config, work_dir=str(tmp_path / 'run'), auto_scale_lr=True)
 
 
 def test_out_must_be_a_pickle(tmp_path: Path) -> None:
@@ -40,3 +40,28 @@ def test_out_must_be_a_pickle(tmp_path: Path) -> None:
     with pytest.raises(ToolError, match=r'\.pkl'):
         evaluate(CONFIG, str(checkpoint), out=str(tmp_path / 'predictions.json'))
     assert not (tmp_path / 'predictions.json').exists()
+
+
+def test_malformed_cfg_options_name_the_flag() -> None:
+    with pytest.raises(ToolError, match='--cfg-options: '):
+        load_config(CONFIG, {'train_cfg.max_epochs.x': 1})
+
+
+def test_test_options_are_checked_before_any_work(tmp_path: Path) -> None:
+    checkpoint = tmp_path / 'weights.pth'
+    checkpoint.write_bytes(b'')
+    with pytest.raises(ToolError, match='--out-item needs --out'):
+        evaluate(CONFIG, str(checkpoint), out_item='metrics')
+    with pytest.raises(ToolError, match=r'\.json or \.yaml'):
+        evaluate(CONFIG, str(checkpoint), out=str(tmp_path / 'metrics.txt'), out_item='metrics')
+    with pytest.raises(ToolError, match='only with --show or --show-dir'):
+        evaluate(CONFIG, str(checkpoint), wait_time=1.0)
+    with pytest.raises(ToolError, match='--interval must be positive'):
+        evaluate(CONFIG, str(checkpoint), show_dir=str(tmp_path / 'drawn'), interval=0)
+    with pytest.raises(ToolError, match=r'--show-dir .*weights.pth: a file, not a folder'):
+        evaluate(CONFIG, str(checkpoint), show_dir=str(checkpoint))
+    with pytest.raises(ToolError, match=r'--out .*weights.pth: a file, not a folder'):
+        evaluate(CONFIG, str(checkpoint), out=str(checkpoint / 'predictions.pkl'))
+    with pytest.raises(ToolError, match=r'--tta: .* defines no tta_model'):
+        evaluate(CONFIG, str(checkpoint), tta=True)
+    assert not (tmp_path / 'drawn').exists()

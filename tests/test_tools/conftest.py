@@ -4,7 +4,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from cli_helpers import REPO
+from cli_helpers import REPO, assert_ok, python
 from PIL import Image
 
 NUM_CLASSES = 3
@@ -66,3 +66,12 @@ custom_hooks = [dict(type='CrashAfterEpoch')]
 """
     )
     return path
+
+
+@pytest.fixture(scope='session')
+def trained(tiny_config: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The work dir of 2 epochs of ``tiny_config`` trained by tools/train.py."""
+    work_dir = tmp_path_factory.mktemp('work_dir')
+    options = ['--cfg-options', 'train_cfg.max_epochs=2']
+    assert_ok(python(REPO / 'tools' / 'train.py', tiny_config, '--work-dir', work_dir, *options))
+    return work_dir

@@ -5,7 +5,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
-from cli_helpers import REPO, assert_ok, free_port, python, run
+from cli_helpers import REPO, assert_ok, assert_one_line_error, free_port, python, run
 
 from mmdensenet.analysis.curves import find_scalar_log, read_scalar_log
 
@@ -58,3 +58,24 @@ def test_slurm_launcher_runs_without_gpus(dist_trained: Path, tiny_config: Path,
         assert_ok(result)
     assert 'Distributed launcher: slurm' in results[0].stdout and 'GPU number: 2' in results[0].stdout
     assert len(pickle.loads(out.read_bytes())) == 6
+
+
+@pytest.mark.parametrize(
+    ('script', 'args', 'expected'),
+    [
+        ('dist_train.sh', ['{config}', '0'], "GPUS must be a positive number of processes, got '0'"),
+        ('dist_train.sh', ['{config}', 'two'], "GPUS must be a positive number of processes, got 'two'"),
+        ('dist_train.sh', ['{missing}', '2'], 'config file not found'),
+        ('dist_train.sh', ['{config}'], 'usage: bash tools/dist_train.sh CONFIG GPUS'),
+        ('dist_test.sh', ['{config}', '{missing}', '2'], 'checkpoint not found'),
+        ('dist_test.sh', ['{missing}', '{missing}', '2'], 'config file not found'),
+        ('dist_test.sh', ['{config}', '{missing}', '-1'], "got '-1'"),
+    ],
+)
+def test_dist_scripts_check_their_arguments(
+    tiny_config: Path, tmp_path: Path, script: str, args: list[str], expected: str
+) -> None:
+    paths = dict(config=tiny_config, missing=tmp_path / 'missing')
+    result = run('bash', REPO / 'tools' / script, *(arg.format(**paths) for arg in args))
+    assert_one_line_error(result, expected)
+    assert result.returncode == 2 and result.stdout == ''

@@ -7,7 +7,7 @@ import onnx
 import onnxruntime
 import pytest
 import torch
-from cli_helpers import assert_one_line_error, run_tool
+from cli_helpers import REPO, assert_one_line_error, run_tool
 
 from mmdensenet.analysis.building import build_model, load_config
 
@@ -59,7 +59,7 @@ def test_bad_checkpoints_fail_with_one_line_and_write_nothing(classifier_and_che
     torch.save({'backbone.stem.0.weight': torch.zeros(1)}, wrong_net)
     out = tmp_path / 'out.onnx'
     assert_one_line_error(run_tool(TOOL, tiny_config, not_a_checkpoint, out), 'is not a PyTorch checkpoint')
-    assert_one_line_error(run_tool(TOOL, tiny_config, wrong_net, out), 'does not fit the config')
+    assert_one_line_error(run_tool(TOOL, tiny_config, wrong_net, out), 'does not fit the model')
     assert_one_line_error(run_tool(TOOL, tmp_path / 'missing.py', out), 'config file not found')
     assert not out.exists()
     before = checkpoint.read_bytes()
@@ -69,3 +69,17 @@ def test_bad_checkpoints_fail_with_one_line_and_write_nothing(classifier_and_che
         run_tool(TOOL, tiny_config, onnx_named_checkpoint, onnx_named_checkpoint), 'refusing to overwrite an input'
     )
     assert onnx_named_checkpoint.read_bytes() == before
+
+
+def test_grey_config_exports_one_channel(tmp_path: Path) -> None:
+    """The digits demo's config takes grey images."""
+    out = tmp_path / 'digits.onnx'
+    config = REPO / 'configs' / 'digits' / 'densenet-bc-l22-k12_1xb64-16e_digits.py'
+    result = run_tool(TOOL, config, out, '--img-size', 32)
+    assert result.returncode == 0, result.stderr
+    (images,) = onnx.load(str(out)).graph.input
+    assert [d.dim_value for d in images.type.tensor_type.shape.dim][1:] == [1, 32, 32]
+
+
+def test_unsupported_opset_is_one_line(tiny_config: Path, tmp_path: Path) -> None:
+    assert_one_line_error(run_tool(TOOL, tiny_config, tmp_path / 'o.onnx', '--opset', 999), '--opset must be from')

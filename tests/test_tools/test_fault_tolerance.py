@@ -239,7 +239,7 @@ def test_a_failed_write_is_one_line_and_leaves_no_file(
     if fault == 'read-only work dir':
         work_dir.chmod(0o555)
         preexec_fn = _drop_root_permission_override if os.geteuid() == 0 else None
-        expected = f'error: cannot write to the work dir {work_dir}: Permission denied'
+        expected = f'error: work_dir {work_dir}: Permission denied'
     else:
         # A file size limit stands in for a full disk: the write stops part-way with an error.
         preexec_fn = _file_size_limit((uninterrupted / 'epoch_1.pth').stat().st_size // 2)

@@ -33,7 +33,8 @@ def write_checkpoint(path: Path, config: Path, **extra) -> Path:
     state_dict = model.state_dict()
     state_dict['head.fc.weight'].zero_()
     state_dict['head.fc.bias'].fill_(-10.0)
-    state_dict['head.fc.bias'][RANKED[: len(state_dict['head.fc.bias'])]] = BIASES[: len(RANKED)]
+    ranked = [i for i, label in enumerate(RANKED) if label < len(state_dict['head.fc.bias'])]
+    state_dict['head.fc.bias'][[RANKED[i] for i in ranked]] = BIASES[ranked]
     torch.save(dict(state_dict=state_dict, **extra), path)
     return path
 
@@ -112,13 +113,46 @@ def test_bad_input_is_one_line(files: dict[str, Path], tmp_path: Path, argument:
     assert not (tmp_path / 'pred.png').exists()
 
 
-def test_never_overwrites_the_image(files: dict[str, Path], tmp_path: Path) -> None:
+def test_never_overwrites_an_input(files: dict[str, Path], tmp_path: Path) -> None:
     image = tmp_path / 'cat.png'
     Image.open(files['image']).save(image)
-    before = image.read_bytes()
-    result = run_tool(TOOL, files['config'], files['checkpoint'], image, '--out', image)
-    assert_one_line_error(result, 'would overwrite the input image')
-    assert image.read_bytes() == before
+    checkpoint = tmp_path / 'weights.png'  # a checkpoint under a PNG's name
+    checkpoint.write_bytes(files['checkpoint'].read_bytes())
+    for out in (image, checkpoint):
+        before = out.read_bytes()
+        result = run_tool(TOOL, files['config'], checkpoint, image, '--out', out)
+        assert_one_line_error(result, 'refusing to overwrite an input')
+        assert out.read_bytes() == before
+
+
+def test_truncated_image_is_one_line(files: dict[str, Path], tmp_path: Path) -> None:
+    """OpenCV and libpng would print warnings of their own before the error."""
+    pixels = np.random.default_rng(0).integers(0, 256, (64, 64, 3), dtype=np.uint8)
+    Image.fromarray(pixels).save(tmp_path / 'whole.png')
+    data = (tmp_path / 'whole.png').read_bytes()
+    (tmp_path / 'truncated.png').write_bytes(data[: len(data) // 2])
+    result = run_tool(
+        TOOL, files['config'], files['checkpoint'], tmp_path / 'truncated.png', '--out', tmp_path / 'p.png'
+    )
+    assert_one_line_error(result, 'cannot decode image')
+    assert not (tmp_path / 'p.png').exists()
+
+
+@pytest.mark.parametrize('mode', ['L', 'RGB'])
+def test_reads_images_as_the_config_says_grey_for_the_digits(tmp_path: Path, mode: str) -> None:
+    """The digits demo's config loads images with color_type='grayscale'; a colour file is read as grey too."""
+    config = REPO / 'configs' / 'digits' / 'densenet-bc-l22-k12_1xb64-16e_digits.py'
+    checkpoint = write_checkpoint(
+        tmp_path / 'digits.pth', config, meta=dict(dataset_meta=dict(classes=list('0123456789')))
+    )
+    pixels = np.random.default_rng(0).integers(0, 256, (8, 8, 3), dtype=np.uint8)
+    Image.fromarray(pixels).convert(mode).save(tmp_path / 'digit.png')
+    out = tmp_path / 'digit_pred.png'
+    result = run_tool(TOOL, config, checkpoint, tmp_path / 'digit.png', '--out', out, '--topk', 3)
+    assert result.returncode == 0, result.stderr
+    assert [(name, label) for name, label, _ in parse_top(result.stdout)] == [('7', 7), ('3', 3), ('0', 0)]
+    with Image.open(out) as picture:
+        assert picture.format == 'PNG'
 
 
 def test_checkpoints_are_loaded_weights_only(files: dict[str, Path], tmp_path: Path) -> None:

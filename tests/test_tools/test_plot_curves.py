@@ -110,3 +110,11 @@ def test_bad_input_is_one_line_and_writes_nothing(tmp_path: Path, make_input, ex
 def _write(path: Path, text: str) -> Path:
     path.write_text(text)
     return path
+
+
+def test_never_overwrites_its_log(work_dir: Path, tmp_path: Path) -> None:
+    log = tmp_path / 'log.png'  # a scalar log under a PNG's name
+    log.write_bytes(next(work_dir.glob('*/vis_data/scalars.json')).read_bytes())
+    before = log.read_bytes()
+    assert_one_line_error(run_tool(TOOL, log, '--out', log), 'refusing to overwrite an input')
+    assert log.read_bytes() == before

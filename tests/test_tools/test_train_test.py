@@ -1,23 +1,25 @@
-"""tools/train.py and tools/test.py on a tiny ImageNet-layout folder."""
+"""tools/train.py and tools/test.py on a tiny ImageNet-layout folder: runs, flags and users' mistakes."""
 
+import json
 import pickle
 import re
+import threading
+from collections.abc import Iterator
+from functools import partial
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
+import torch
+import torchvision
 from cli_helpers import REPO, assert_ok, assert_one_line_error, python
+from mmengine.config import Config
+from weight_helpers import RunsCommand
 
 from mmdensenet.analysis.curves import find_scalar_log, read_scalar_log
 
 TRAIN = REPO / 'tools' / 'train.py'
 TEST = REPO / 'tools' / 'test.py'
-
-
-@pytest.fixture(scope='module')
-def trained(tiny_config: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    work_dir = tmp_path_factory.mktemp('work_dir')
-    assert_ok(python(TRAIN, tiny_config, '--work-dir', work_dir, '--cfg-options', 'train_cfg.max_epochs=2'))
-    return work_dir
 
 
 def test_train_validates_and_checkpoints_every_epoch(trained: Path) -> None:
@@ -41,15 +43,239 @@ def test_test_reproduces_the_last_validation_and_dumps_predictions(
     assert {int(p['gt_label']) for p in predictions} == {0, 1, 2}
 
 
-def test_bad_input_is_one_line(tiny_config: Path, trained: Path, tmp_path: Path) -> None:
-    """Each tool once; tests/test_apis covers every check behind them."""
-    assert_one_line_error(python(TRAIN, tiny_config, '--resume', tmp_path / 'missing.pth'), 'checkpoint to resume')
-    out = tmp_path / 'predictions.json'
-    assert_one_line_error(python(TEST, tiny_config, trained / 'epoch_2.pth', '--out', out), '.pkl')
-    assert not out.exists()
+def write_config(path: Path, base: Path, text: str) -> Path:
+    """A config that inherits ``base`` and adds ``text``."""
+    path.write_text(f'_base_ = [{str(base)!r}]\n{text}')
+    return path
+
+
+@pytest.fixture(scope='module')
+def checkpoints(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Checkpoints that tools must refuse: broken, of another model, carrying code, without training state."""
+    root = tmp_path_factory.mktemp('checkpoints')
+    broken = root / 'broken.pth'
+    broken.write_bytes(b'PK\x03\x04 not really a zip')
+    foreign = root / 'resnet18.pth'
+    torch.save({'state_dict': torchvision.models.resnet18().state_dict()}, foreign)
+    hostile = root / 'hostile.pth'
+    torch.save({'state_dict': {}, 'meta': RunsCommand(f'touch {root / "pwned"}')}, hostile)
+    return dict(root=root, broken=broken, foreign=foreign, hostile=hostile)
+
+
+def assert_refused_safely(result, expected: str, root: Path) -> None:
+    assert_one_line_error(result, expected)
+    assert 'weights_only=False' not in result.stderr
+    assert not (root / 'pwned').exists()
+
+
+@pytest.mark.parametrize(
+    ('case', 'config_text', 'args', 'expected'),
+    [
+        ('bad backbone arch', "model = dict(backbone=dict(arch='999'))", [], 'model.backbone: arch must be one of'),
+        ('bad backbone argument', 'model = dict(backbone=dict(frozen_stages=9))', [], 'model.backbone: frozen_stages'),
+        ('arch from the command line', '', ['--cfg-options', 'model.backbone.arch=999'], 'model.backbone: arch'),
+        ('wrong head width', 'model = dict(head=dict(in_channels=64))', [], 'model.head: in_channels is 64'),
+        ('unknown type', "model = dict(neck=dict(type='NoSuchNeck'))", [], 'model.neck: KeyError'),
+        ('missing data', '', ['--cfg-options', 'train_dataloader.dataset.data_root=/nonexistent'],
+         'train_dataloader.dataset: FileNotFoundError'),
+        ('bad optimizer', 'optim_wrapper = dict(optimizer=dict(lr=-1.0))', [], 'optim_wrapper.optimizer: Invalid'),
+        ('bad batch size', '', ['--cfg-options', 'train_dataloader.batch_size=0'], 'train_dataloader: batch_size'),
+        ('malformed --cfg-options', '', ['--cfg-options', 'foo'], 'argument --cfg-options: expected KEY=VALUE'),
+        ('unparsable --cfg-options', '', ['--cfg-options', 'a=[1,2'], 'argument --cfg-options: cannot parse'),
+        ('--cfg-options into a number', '', ['--cfg-options', 'train_cfg.max_epochs.x=1'], '--cfg-options:'),
+        ('--auto-scale-lr without its setting', 'auto_scale_lr = None', ['--auto-scale-lr'],
+         'auto_scale_lr.base_batch_size'),
+        ('unknown flag', '', ['--no-such-flag'], 'unrecognized arguments: --no-such-flag'),
+    ],
+)  # fmt: skip
+def test_config_mistakes_are_one_line_naming_the_key(
+    tiny_config: Path, tmp_path: Path, case: str, config_text: str, args: list, expected: str
+) -> None:
+    config = write_config(tmp_path / 'config.py', tiny_config, config_text)
+    result = python(TRAIN, config, '--work-dir', tmp_path / 'run', *args)
+    assert_one_line_error(result, expected)
+    assert not list((tmp_path / 'run').glob('*.pth'))
+
+
+def test_empty_config_and_bad_work_dirs(tiny_config: Path, tmp_path: Path) -> None:
+    empty = tmp_path / 'empty.py'
+    empty.write_text('')
+    assert_one_line_error(python(TRAIN, empty), 'cannot train: it sets no model, train_dataloader')
     broken = tmp_path / 'broken.pth'
-    broken.write_bytes(b'not a checkpoint')
-    assert_one_line_error(python(TEST, tiny_config, broken), 'is not a PyTorch checkpoint')
-    no_data = 'train_dataloader.dataset.data_root=' + str(tmp_path / 'no_data')
-    result = python(TRAIN, tiny_config, '--work-dir', tmp_path / 'run', '--cfg-options', no_data)
-    assert_one_line_error(result, 'No such file or directory')
+    broken.write_bytes(b'')
+    assert_one_line_error(python(TEST, empty, broken), 'cannot test: it sets no model, test_dataloader')
+    a_file = tmp_path / 'a_file'
+    a_file.write_text('')
+    assert_one_line_error(python(TRAIN, tiny_config, '--work-dir', a_file / 'run'), f'work_dir {a_file / "run"}')
+    # The Runner saves the config it runs into the work dir under the config's name: not over the config itself.
+    config = write_config(tmp_path / 'config.py', tiny_config, '')
+    before = config.read_text()
+    assert_one_line_error(python(TRAIN, config, '--work-dir', tmp_path), 'refusing to overwrite an input')
+    assert config.read_text() == before
+
+
+@pytest.mark.parametrize('kind', ['broken', 'foreign', 'hostile'])
+def test_resume_and_load_from_read_checkpoints_safely_and_check_them(
+    tiny_config: Path, checkpoints: dict[str, Path], tmp_path: Path, kind: str
+) -> None:
+    expected = {
+        'broken': 'is not a PyTorch checkpoint',
+        'foreign': 'does not fit the model: ',
+        'hostile': 'refers to code',
+    }[kind]
+    if kind == 'foreign':
+        expected = 'cannot resume from'  # resuming needs the training state first, which resnet18 lacks
+    path = checkpoints[kind]
+    resumed = python(TRAIN, tiny_config, '--work-dir', tmp_path / 'resume', '--resume', path)
+    assert_refused_safely(resumed, expected, checkpoints['root'])
+    load_from = python(TRAIN, tiny_config, '--work-dir', tmp_path / 'load', '--cfg-options', f'load_from={path}')
+    assert_refused_safely(load_from, 'does not fit the model' if kind == 'foreign' else expected, checkpoints['root'])
+    # --resume without a path validates the checkpoint that the Runner would pick.
+    work_dir = tmp_path / 'latest'
+    work_dir.mkdir()
+    (work_dir / 'last_checkpoint').write_text(str(path))
+    latest = python(TRAIN, tiny_config, '--work-dir', work_dir, '--resume')
+    assert_refused_safely(latest, expected, checkpoints['root'])
+
+
+def test_checkpoint_of_another_model_is_refused_everywhere(trained: Path, tiny_config: Path, tmp_path: Path) -> None:
+    """The tiny net's own checkpoint against the same net with 5 classes: no silent random head."""
+    five_classes = write_config(tmp_path / 'five.py', tiny_config, 'model = dict(head=dict(num_classes=5))')
+    expected = 'does not fit the model: 2 tensors of another shape (e.g. head.fc.bias: (1000,) in the file, (5,)'
+    assert_one_line_error(python(TEST, five_classes, trained / 'epoch_2.pth'), expected)
+    load_from = f'load_from={trained / "epoch_2.pth"}'
+    result = python(TRAIN, five_classes, '--work-dir', tmp_path / 'run', '--cfg-options', load_from)
+    assert_one_line_error(result, expected)
+    result = python(TRAIN, five_classes, '--work-dir', tmp_path / 'run', '--resume', trained / 'epoch_2.pth')
+    assert_one_line_error(result, expected)
+
+
+def test_resume_needs_a_training_checkpoint(tiny_config: Path, tmp_path: Path) -> None:
+    cfg = Config.fromfile(tiny_config)
+    from mmdensenet.analysis.building import build_model
+
+    weights = tmp_path / 'weights.pth'
+    torch.save({'state_dict': build_model(cfg).state_dict()}, weights)
+    result = python(TRAIN, tiny_config, '--work-dir', tmp_path / 'run', '--resume', weights)
+    assert_one_line_error(result, 'holds no training state (meta.epoch, meta.iter)')
+
+
+@pytest.fixture
+def http_server(tmp_path: Path) -> Iterator[tuple[str, Path]]:
+    """An HTTP server on localhost serving a folder; yields its URL and the folder."""
+    folder = tmp_path / 'served'
+    folder.mkdir()
+    server = ThreadingHTTPServer(('127.0.0.1', 0), partial(SimpleHTTPRequestHandler, directory=str(folder)))
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f'http://127.0.0.1:{server.server_address[1]}', folder
+    server.shutdown()
+    server.server_close()
+
+
+def test_test_fetches_a_url_and_reads_it_weights_only(
+    http_server: tuple[str, Path], trained: Path, tiny_config: Path, checkpoints: dict[str, Path], tmp_path: Path
+) -> None:
+    url, folder = http_server
+    (folder / 'hostile.pth').write_bytes(checkpoints['hostile'].read_bytes())
+    (folder / 'good.pth').write_bytes((trained / 'epoch_2.pth').read_bytes())
+    env = {'TORCH_HOME': str(tmp_path / 'torch_home')}
+    result = python(TEST, tiny_config, f'{url}/hostile.pth', '--work-dir', tmp_path / 'test', env=env)
+    assert_refused_safely(result, 'refers to code', checkpoints['root'])
+    assert_one_line_error(python(TEST, tiny_config, f'{url}/missing.pth', env=env), 'cannot download')
+    assert_one_line_error(python(TEST, tiny_config, 'http://127.0.0.1:9/x.pth', env=env), 'cannot download')
+    assert_ok(python(TEST, tiny_config, f'{url}/good.pth', '--work-dir', tmp_path / 'test', env=env))
+    assert (tmp_path / 'torch_home' / 'hub' / 'checkpoints' / 'good.pth').is_file()
+
+
+def test_test_refuses_bad_outputs_and_checkpoints(
+    trained: Path, tiny_config: Path, checkpoints: dict[str, Path], tmp_path: Path
+) -> None:
+    checkpoint = tmp_path / 'weights.pkl'
+    checkpoint.write_bytes((trained / 'epoch_2.pth').read_bytes())
+    before = checkpoint.read_bytes()
+    assert_one_line_error(python(TEST, tiny_config, checkpoint, '--out', checkpoint), 'refusing to overwrite an input')
+    assert checkpoint.read_bytes() == before
+    out = tmp_path / 'predictions.json'
+    assert_one_line_error(python(TEST, tiny_config, checkpoint, '--out', out), '.pkl')
+    assert not out.exists()
+    assert_one_line_error(python(TEST, tiny_config, checkpoints['broken']), 'is not a PyTorch checkpoint')
+    assert_refused_safely(python(TEST, tiny_config, checkpoints['hostile']), 'refers to code', checkpoints['root'])
+    assert_one_line_error(python(TEST, tiny_config, checkpoints['foreign']), 'does not fit the model: ')
+    assert_one_line_error(python(TEST, tiny_config, checkpoint, '--out-item', 'metrics'), '--out-item needs --out')
+    assert_one_line_error(python(TEST, tiny_config, checkpoint, '--interval', '2'), 'only with --show or --show-dir')
+    assert_one_line_error(python(TEST, tiny_config, checkpoint, '--tta'), '--tta: ')
+
+
+def test_train_flags_of_mmpretrain(tiny_config: Path, tmp_path: Path) -> None:
+    """--no-validate, --no-pin-memory and --no-persistent-workers, as mmpretrain's tools/train.py has them."""
+    config = write_config(
+        tmp_path / 'workers.py',
+        tiny_config,
+        'train_dataloader = dict(num_workers=1, persistent_workers=True, pin_memory=True)',
+    )
+    flags = ['--no-validate', '--no-pin-memory', '--no-persistent-workers']
+    work_dir = tmp_path / 'run'
+    assert_ok(python(TRAIN, config, '--work-dir', work_dir, *flags, '--cfg-options', 'train_cfg.max_epochs=1'))
+    log = read_scalar_log(find_scalar_log(work_dir))
+    assert log.train and not log.val
+    dumped = Config.fromfile(work_dir / 'workers.py')  # the Runner's copy of the config it ran
+    assert dumped.val_dataloader is None and dumped.val_cfg is None
+    assert dumped.train_dataloader.pin_memory is False and dumped.train_dataloader.persistent_workers is False
+
+
+def test_test_flags_of_mmpretrain(trained: Path, tiny_config: Path, tmp_path: Path) -> None:
+    """--amp, --show(-dir), --interval, --wait-time, --out-item, --no-pin-memory: mmpretrain's tools/test.py flags."""
+    checkpoint = trained / 'epoch_2.pth'
+    plain = tmp_path / 'plain.pkl'
+    assert_ok(python(TEST, tiny_config, checkpoint, '--work-dir', tmp_path / 'w', '--out', plain))
+    amp = tmp_path / 'amp.pkl'
+    assert_ok(python(TEST, tiny_config, checkpoint, '--work-dir', tmp_path / 'w', '--out', amp, '--amp'))
+    plain_scores = torch.stack([p['pred_score'] for p in pickle.loads(plain.read_bytes())])
+    amp_scores = torch.stack([p['pred_score'] for p in pickle.loads(amp.read_bytes())])
+    assert amp_scores.dtype == torch.bfloat16  # autocast on the CPU
+    torch.testing.assert_close(amp_scores.float(), plain_scores, atol=0.05, rtol=0)
+
+    show_dir = tmp_path / 'drawn'
+    metrics = tmp_path / 'metrics.json'
+    result = python(
+        TEST, tiny_config, checkpoint, '--work-dir', tmp_path / 'w', '--show-dir', show_dir, '--interval', 5,
+        '--show', '--wait-time', 0.01, '--out', metrics, '--out-item', 'metrics', '--no-pin-memory',
+        env={'MPLBACKEND': 'Agg'},  # --show's windows, without a display
+    )  # fmt: skip
+    assert_ok(result)
+    # 6 images, every 5th drawn: class0/val_0.png and class2/val_1.png
+    assert sorted(p.name for p in show_dir.iterdir()) == ['val_0.png_0.png', 'val_1.png_0.png']
+    top1 = float(re.search(r'Epoch\(test\).*accuracy/top1: ([\d.]+)', result.stdout + result.stderr).group(1))
+    assert json.loads(metrics.read_text())['accuracy/top1'] == pytest.approx(top1)
+
+
+def test_test_time_augmentation_of_the_config(trained: Path, tiny_config: Path, tmp_path: Path) -> None:
+    """--tta wraps the model in the config's tta_model and tests on its tta_pipeline: flips, averaged."""
+    tta = write_config(
+        tmp_path / 'tta.py',
+        tiny_config,
+        """tta_model = dict(type='AverageClsScoreTTA')
+tta_pipeline = [
+    dict(type='LoadImageFromFile'),
+    dict(type='TestTimeAug', transforms=[
+        [dict(type='RandomFlip', prob=1.0), dict(type='RandomFlip', prob=0.0)], [dict(type='PackInputs')]
+    ]),
+]
+""",
+    )
+    checkpoint = trained / 'epoch_2.pth'
+    load, flip, pack = "dict(type='LoadImageFromFile')", "dict(type='RandomFlip', prob=1.0)", "dict(type='PackInputs')"
+    scores = {}
+    for name, pipeline, args in (('tta', '', ['--tta']), ('flipped', f'{load}, {flip}, {pack}', []),
+                                 ('plain', f'{load}, {pack}', [])):  # fmt: skip
+        config = tta
+        if pipeline:
+            config = write_config(
+                tmp_path / f'{name}.py', tta, f'test_dataloader = dict(dataset=dict(pipeline=[{pipeline}]))'
+            )
+        out = tmp_path / f'{name}.pkl'
+        assert_ok(python(TEST, config, checkpoint, '--work-dir', tmp_path / 'w', '--out', out, *args))
+        scores[name] = torch.stack([p['pred_score'] for p in pickle.loads(out.read_bytes())])
+    assert not torch.allclose(scores['flipped'], scores['plain'])
+    torch.testing.assert_close(scores['tta'], (scores['flipped'] + scores['plain']) / 2)

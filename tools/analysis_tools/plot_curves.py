@@ -3,15 +3,14 @@
 python tools/analysis_tools/plot_curves.py WORK_DIR_OR_JSON --out curves.png
 """
 
-import argparse
 from pathlib import Path
 
 from mmdensenet.analysis.curves import plot_training_curves
-from mmdensenet.cli import reraise_as_tool_error, run_cli
+from mmdensenet.cli import ArgumentParser, reraise_as_tool_error, run_cli
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('log', help="a work_dir, a run's vis_data folder, or its scalars.json / <timestamp>.json")
     parser.add_argument('--out', type=Path, default=Path('curves.png'), help='the PNG to write')
     args = parser.parse_args()

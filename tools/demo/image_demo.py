@@ -6,14 +6,14 @@ python tools/demo/image_demo.py CONFIG CHECKPOINT IMAGE [--out FILE.png] [--devi
 import argparse
 from pathlib import Path
 
-from mmdensenet.analysis.inference import ImageClassification, draw_predictions, read_image
-from mmdensenet.cli import ToolError, require_png, run_cli
+from mmdensenet.analysis.inference import ImageClassification, draw_predictions
+from mmdensenet.cli import ArgumentParser, ToolError, refuse_overwriting_inputs, require_png, run_cli
 
 
 def parse_args() -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('config', help='config file of the model')
-    parser.add_argument('checkpoint', help='checkpoint file (loaded weights-only)')
+    parser.add_argument('checkpoint', help='checkpoint file or URL (loaded weights-only)')
     parser.add_argument('image', type=Path, help='image file')
     parser.add_argument('--out', type=Path, help='the PNG to write (default: <image name>_pred.png here)')
     parser.add_argument('--device', default='cpu', help="device to run on, e.g. 'cpu' or 'cuda:0'")
@@ -24,12 +24,12 @@ def parse_args() -> argparse.Namespace:
 def main() -> None:
     args = parse_args()
     out = require_png(args.out or Path(f'{args.image.stem}_pred.png'))
-    if out.resolve() == args.image.resolve():
-        raise ToolError(f'the output {out} would overwrite the input image')
+    refuse_overwriting_inputs(out, args.image, args.config, args.checkpoint)
     if args.topk < 1:
         raise ToolError(f'--topk must be positive, got {args.topk}')
-    image = read_image(args.image)
-    predictions = ImageClassification(args.config, args.checkpoint, args.device).predict(image, args.topk)
+    classifier = ImageClassification(args.config, args.checkpoint, args.device)
+    image = classifier.read(args.image)
+    predictions = classifier.predict(image, args.topk)
     print(f'top-{len(predictions)} for {args.image}:')
     for rank, prediction in enumerate(predictions, 1):
         print(f'{rank}. {prediction.name} (class {prediction.label}): {prediction.score:.2%}')

@@ -2,9 +2,10 @@
 
 python tools/deployment/export_onnx.py CONFIG [CHECKPOINT] OUT.onnx [--img-size 224] [--opset 17]
 
-The ONNX model takes ``images``, a float batch of shape (N, 3, H, W) normalised as the config's
-data preprocessor does (mean and std, RGB), with a dynamic batch size, and returns ``logits``
-of shape (N, num_classes). Without a checkpoint the weights are random (PyTorch's defaults).
+The ONNX model takes ``images``, a float batch of shape (N, C, H, W) (C is 3, or 1 for grey
+configs such as the digits) normalised as the config's data preprocessor does (mean and std, RGB),
+with a dynamic batch size, and returns ``logits`` of shape (N, num_classes). Without a
+checkpoint the weights are random (PyTorch's defaults).
 The file is written only if onnxruntime's logits match PyTorch's to within --tolerance.
 """
 
@@ -15,10 +16,20 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn as nn
+from torch.onnx._constants import ONNX_MIN_OPSET as MIN_OPSET
+from torch.onnx._constants import ONNX_TORCHSCRIPT_EXPORTER_MAX_OPSET as MAX_OPSET
 
 from mmdensenet.analysis.building import build_model, load_config
-from mmdensenet.cli import ToolError, atomic_output, reraise_as_tool_error, run_cli
-from mmdensenet.weights import CheckpointError, read_checkpoint, unwrap_state_dict
+from mmdensenet.apis.checkpoints import load_weights
+from mmdensenet.apis.runner import check_head_width
+from mmdensenet.cli import (
+    ArgumentParser,
+    ToolError,
+    atomic_output,
+    refuse_overwriting_inputs,
+    reraise_as_tool_error,
+    run_cli,
+)
 
 
 class Logits(nn.Module):
@@ -27,31 +38,15 @@ class Logits(nn.Module):
     def __init__(self, classifier: nn.Module) -> None:
         super().__init__()
         self.classifier = classifier
+        # What the first convolution takes: 3 for colour configs, 1 for grey ones such as the digits.
+        self.in_channels = next(m for m in classifier.modules() if isinstance(m, nn.Conv2d)).in_channels
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return self.classifier(images, mode='tensor')
 
 
-def load_weights(model: nn.Module, checkpoint: str) -> None:
-    """Loads a checkpoint's state dict (weights only) into ``model``; every key must match."""
-    try:
-        state_dict = unwrap_state_dict(read_checkpoint(checkpoint)[0], checkpoint)
-    except CheckpointError as exc:
-        raise ToolError(str(exc)) from exc
-    expected = model.state_dict()
-    missing = sorted(expected.keys() - state_dict.keys())
-    unexpected = sorted(state_dict.keys() - expected.keys())
-    if missing or unexpected:
-        raise ToolError(
-            f'{checkpoint} does not fit the config: {len(missing)} missing keys (e.g. {missing[:1]}), '
-            f'{len(unexpected)} unexpected (e.g. {unexpected[:1]})'
-        )
-    with reraise_as_tool_error(f'{checkpoint} does not fit the config'):
-        model.load_state_dict(state_dict)
-
-
-def export(model: nn.Module, img_size: int, opset: int, out_file: Path) -> None:
-    images = torch.randn(1, 3, img_size, img_size)
+def export(model: Logits, img_size: int, opset: int, out_file: Path) -> None:
+    images = torch.randn(1, model.in_channels, img_size, img_size)
     with warnings.catch_warnings():
         # The TorchScript-based exporter, deprecated but complete; torch.export's needs onnxscript.
         warnings.simplefilter('ignore', DeprecationWarning)
@@ -67,11 +62,11 @@ def export(model: nn.Module, img_size: int, opset: int, out_file: Path) -> None:
         )
 
 
-def max_difference(model: nn.Module, onnx_file: Path, img_size: int) -> float:
+def max_difference(model: Logits, onnx_file: Path, img_size: int) -> float:
     """Largest absolute difference between onnxruntime's and PyTorch's logits on random images."""
     import onnxruntime
 
-    images = torch.randn(2, 3, img_size, img_size, generator=torch.Generator().manual_seed(0))
+    images = torch.randn(2, model.in_channels, img_size, img_size, generator=torch.Generator().manual_seed(0))
     session = onnxruntime.InferenceSession(str(onnx_file), providers=['CPUExecutionProvider'])
     (onnx_logits,) = session.run(['logits'], {'images': images.numpy()})
     with torch.no_grad():
@@ -80,11 +75,11 @@ def max_difference(model: nn.Module, onnx_file: Path, img_size: int) -> float:
 
 
 def parse_args() -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('config', help='a classifier config')
     parser.add_argument('files', nargs='+', metavar='[CHECKPOINT] OUT.onnx', help='optional weights, then the output')
     parser.add_argument('--img-size', type=int, default=224, help='height and width of the images')
-    parser.add_argument('--opset', type=int, default=17, help='ONNX opset version')
+    parser.add_argument('--opset', type=int, default=17, help=f'ONNX opset version, {MIN_OPSET} to {MAX_OPSET}')
     parser.add_argument('--tolerance', type=float, default=1e-4, help='largest difference accepted')
     args = parser.parse_args()
     if len(args.files) > 2:
@@ -95,15 +90,16 @@ def parse_args() -> argparse.Namespace:
         parser.error(f'the output must be a .onnx file, got {args.out}')
     if args.img_size < 32:
         parser.error('--img-size must be at least 32')
+    if not MIN_OPSET <= args.opset <= MAX_OPSET:
+        parser.error(f'--opset must be from {MIN_OPSET} to {MAX_OPSET} (the TorchScript exporter), got {args.opset}')
     return args
 
 
 def main() -> None:
     args = parse_args()
-    inputs = [Path(args.config), *([Path(args.checkpoint)] if args.checkpoint else [])]
-    if any(path.exists() and path.resolve() == args.out.resolve() for path in inputs):
-        raise ToolError(f'refusing to overwrite an input: {args.out}')
+    refuse_overwriting_inputs(args.out, args.config, args.checkpoint)
     classifier = build_model(load_config(args.config))
+    check_head_width(classifier)
     if args.checkpoint:
         load_weights(classifier, args.checkpoint)
     model = Logits(classifier).eval()

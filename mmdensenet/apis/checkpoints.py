@@ -1,0 +1,121 @@
+"""The checkpoints a run loads: fetched, read weights-only and checked against the model first.
+
+mmengine's Runner loads ``load_from`` (and the checkpoint it resumes from) with
+``strict=False``: a checkpoint of another model loads nothing and only logs it, and a URL is
+unpickled by ``torch.hub`` without the weights-only guard. The tools therefore fetch a URL
+themselves, read every checkpoint with :func:`~mmdensenet.weights.read_checkpoint` and refuse
+one that does not fit the model before the Runner touches it.
+"""
+
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Optional
+from urllib.parse import urlparse
+
+import torch
+import torch.nn as nn
+from mmengine.model import BaseTTAModel, is_model_wrapper
+from mmengine.runner.checkpoint import find_latest_checkpoint
+
+from ..cli import ToolError, reraise_as_tool_error
+from ..weights import CheckpointError, read_checkpoint, unwrap_state_dict
+from ..weights.checkpoint_io import StateDict
+
+# The prefix that mmengine's Runner strips from a checkpoint's keys before loading them.
+WRAPPER_PREFIX = re.compile(r'^module\.')
+
+
+def is_url(path: str) -> bool:
+    return urlparse(path).scheme in ('http', 'https')
+
+
+def fetch(url: str) -> Path:
+    """Downloads ``url`` into torch's hub cache (where mmengine keeps checkpoints), once.
+
+    Returns:
+        The local file.
+    """
+    cached = Path(torch.hub.get_dir()) / 'checkpoints' / Path(urlparse(url).path).name
+    if not cached.is_file():
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        with reraise_as_tool_error(f'cannot download {url}'):
+            torch.hub.download_url_to_file(url, os.fspath(cached), progress=False)
+    return cached
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """A checkpoint file read weights-only, with the state dict that the Runner will load from it."""
+
+    path: str
+    content: Any
+    state_dict: StateDict
+
+    @classmethod
+    def read(cls, path: str, what: str = 'checkpoint') -> 'Checkpoint':
+        """Reads a local file or a URL (fetched first); ``what`` names it in errors, e.g. 'load_from'."""
+        if is_url(path):
+            path = os.fspath(fetch(path))
+        elif not Path(path).is_file():
+            raise ToolError(f'{what} not found: {path}')
+        try:
+            content, _ = read_checkpoint(path)
+            # mmengine loads the 'state_dict' entry if there is one, else the whole file.
+            weights = content['state_dict'] if isinstance(content, Mapping) and 'state_dict' in content else content
+            state_dict = unwrap_state_dict({'state_dict': weights}, path)
+        except CheckpointError as error:
+            raise ToolError(f'{what}: {error}') from None
+        return cls(path, content, {WRAPPER_PREFIX.sub('', key): value for key, value in state_dict.items()})
+
+    def check_resumable(self) -> None:
+        """Refuses a file without the epoch and iteration that resuming restores."""
+        meta = self.content.get('meta') if isinstance(self.content, Mapping) else None
+        if not isinstance(meta, Mapping) or not {'epoch', 'iter'} <= meta.keys():
+            raise ToolError(
+                f'cannot resume from {self.path}: it holds no training state (meta.epoch, meta.iter); '
+                'to start from its weights, use --cfg-options load_from=PATH'
+            )
+
+
+def unwrapped(model: nn.Module) -> nn.Module:
+    """The model that mmengine loads a checkpoint into: inside DDP and test-time-augmentation wrappers."""
+    while is_model_wrapper(model) or isinstance(model, BaseTTAModel):
+        model = model.module
+    return model
+
+
+def check_fits(model: nn.Module, state_dict: StateDict, path: str) -> None:
+    """Raises a ``ToolError`` unless ``state_dict`` has exactly ``model``'s keys and shapes."""
+    expected = model.state_dict()
+    problems = []
+    for kind, keys in (
+        ('missing', sorted(expected.keys() - state_dict.keys())),
+        ('unexpected', sorted(state_dict.keys() - expected.keys())),
+    ):
+        if keys:
+            problems.append(f'{len(keys)} {kind} keys (e.g. {keys[0]})')
+    resized = [key for key in expected.keys() & state_dict.keys() if expected[key].shape != state_dict[key].shape]
+    if resized:
+        key = sorted(resized)[0]
+        shapes = f'{tuple(state_dict[key].shape)} in the file, {tuple(expected[key].shape)} in the model'
+        problems.append(f'{len(resized)} tensors of another shape (e.g. {key}: {shapes})')
+    if problems:
+        raise ToolError(f'checkpoint {path} does not fit the model: {", ".join(problems)}')
+
+
+def load_weights(model: nn.Module, path: str) -> Checkpoint:
+    """Loads a checkpoint file or URL, read weights-only, into ``model``, which it must fit exactly."""
+    checkpoint = Checkpoint.read(path)
+    check_fits(model, checkpoint.state_dict, checkpoint.path)
+    model.load_state_dict(checkpoint.state_dict)
+    return checkpoint
+
+
+def checkpoint_to_load(load_from: Optional[str], resume: bool, work_dir: str) -> Optional[str]:
+    """The checkpoint that mmengine's Runner will load: ``load_from``, else with ``resume`` the work dir's latest."""
+    if load_from is None and resume:
+        return find_latest_checkpoint(work_dir)
+    return load_from

@@ -1,0 +1,158 @@
+"""Building mmengine's Runner from a config, with the config's mistakes reported as one line.
+
+Everything that happens before the first training epoch (or test batch) is set-up: building the
+model, datasets, optimizer and schedules from the config and loading weights. An error there
+is the config's (or the command line's), and becomes a ``ToolError`` that names the config key
+it comes from, e.g. ``model.backbone: arch must be one of ...``. Errors once the run has
+started keep their traceback.
+"""
+
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any, Callable, Optional, TypeVar
+
+import torch.nn as nn
+from mmengine.config import Config
+from mmengine.hooks import Hook
+from mmengine.registry.build_functions import build_from_cfg
+from mmengine.runner import Runner
+
+from ..cli import ToolError, one_line, refuse_overwriting_inputs, writable_folder
+from .checkpoints import Checkpoint, check_fits, checkpoint_to_load, unwrapped
+from .distributed import prepare_distributed
+
+T = TypeVar('T')
+
+
+class _SetUp(Hook):
+    """Tells the set-up from the run: it is over when the first epoch (or test batch) begins."""
+
+    priority = 'HIGHEST'
+
+    def __init__(self) -> None:
+        self.over = False
+
+    def before_train(self, runner: Runner) -> None:
+        self.over = True
+
+    def before_test(self, runner: Runner) -> None:
+        self.over = True
+
+
+# The builders that take a piece of the config, and the name of their argument that holds it.
+BUILDERS = {build_from_cfg.__code__: 'cfg', Runner.build_dataloader.__code__: 'dataloader'}
+
+
+def _built_configs(error: BaseException) -> Iterator[dict]:
+    """The configs that builders were making when ``error`` was raised, innermost first."""
+    configs = []
+    trace = error.__traceback__
+    while trace is not None:
+        if trace.tb_frame.f_code in BUILDERS:
+            configs.append(trace.tb_frame.f_locals.get(BUILDERS[trace.tb_frame.f_code]))
+        trace = trace.tb_next
+    return (config for config in reversed(configs) if isinstance(config, dict))
+
+
+def _is_source(value: Any, built: dict) -> bool:
+    """Whether the config ``value`` is where ``built`` came from.
+
+    The Runner builds from copies, and builders may add arguments to them (an optimizer's
+    ``params``, a model's ``data_preprocessor``), so ``value``'s items need only be among ``built``'s.
+    """
+    return isinstance(value, dict) and bool(value) and all(k in built and built[k] == v for k, v in value.items())
+
+
+def _paths(value: Any, path: str) -> Iterator[tuple[str, Any]]:
+    yield path, value
+    if isinstance(value, dict):
+        children = ((f'{path}.{key}', child) for key, child in value.items())
+    elif isinstance(value, (list, tuple)):
+        children = ((f'{path}[{index}]', child) for index, child in enumerate(value))
+    else:
+        return
+    for child_path, child in children:
+        yield from _paths(child, child_path)
+
+
+def config_key(error: BaseException, cfg: Config, order: Sequence[str]) -> Optional[str]:
+    """The key of ``cfg`` whose build raised ``error``, searching the top-level keys in ``order`` first."""
+    keys = [*order, *(key for key in cfg if key not in order)]
+    for built in _built_configs(error):
+        for key in keys:
+            for path, value in _paths(cfg.get(key), key):
+                if _is_source(value, built):
+                    return path
+    return None
+
+
+def _message(error: BaseException) -> str:
+    """The error's message, with its type where the message alone would not say what went wrong."""
+    if isinstance(error, (ValueError, TypeError, AssertionError)) and str(error):
+        return one_line(error)
+    return f'{type(error).__name__}: {one_line(error)}'
+
+
+def check_head_width(model: nn.Module) -> None:
+    """Refuses a classifier whose head takes another number of channels than its backbone gives.
+
+    Checked where the backbone says what it gives (``out_channels``, as ours does) and the neck,
+    if any, is global average pooling, which keeps the channels.
+    """
+    from mmpretrain.models.necks import GlobalAveragePooling
+
+    backbone, neck, head = (getattr(model, name, None) for name in ('backbone', 'neck', 'head'))
+    channels = getattr(backbone, 'out_channels', None)
+    width = getattr(head, 'in_channels', None)
+    if not channels or not isinstance(width, int) or not (neck is None or isinstance(neck, GlobalAveragePooling)):
+        return
+    if width != channels[-1]:
+        raise ToolError(
+            f'model.head: in_channels is {width}, but the backbone gives {channels[-1]} '
+            f'(its out_channels are {list(channels)})'
+        )
+
+
+def run(cfg: Config, launcher: str, job: Callable[[Runner], T], order: Sequence[str], what: str) -> T:
+    """Builds the config's Runner and returns ``job(runner)``; errors of the set-up become one-line ``ToolError``s.
+
+    Before the Runner loads a checkpoint (``load_from``, or the one it resumes from), the file is
+    read weights-only (a URL fetched first) and must fit the model exactly.
+
+    Args:
+        cfg: The config, with ``work_dir``, ``load_from`` and ``resume`` set.
+        launcher: 'none', 'pytorch', 'slurm' or 'mpi'.
+        job: What to do with the built runner, e.g. ``Runner.train``.
+        order: The config keys that the job builds, in the order it builds them; an error is
+            attributed to the first key whose config it was building.
+        what: What ``load_from`` is in this job, named in its errors, e.g. 'checkpoint'.
+    """
+    writable_folder(cfg.work_dir, 'work_dir')
+    # The Runner saves the config it runs into the work dir, under the config's own name.
+    refuse_overwriting_inputs(Path(cfg.work_dir) / Path(cfg.filename).name, cfg.filename)
+    source = checkpoint_to_load(cfg.get('load_from'), cfg.get('resume', False), cfg.work_dir)
+    checkpoint = None
+    if source is not None:
+        checkpoint = Checkpoint.read(source, what)
+        if cfg.get('resume'):
+            checkpoint.check_resumable()
+        cfg.load_from = checkpoint.path  # the Runner loads the file read here, never a URL itself
+    cfg.launcher = launcher
+    set_up = _SetUp()
+    try:
+        prepare_distributed(cfg, launcher)
+        runner = Runner.from_cfg(cfg)
+        runner.register_hook(set_up)
+        model = unwrapped(runner.model)
+        check_head_width(model)
+        if checkpoint is not None:
+            check_fits(model, checkpoint.state_dict, checkpoint.path)
+        del checkpoint  # its tensors are not needed during the run; the Runner loads the file itself
+        return job(runner)
+    except ToolError:
+        raise
+    except Exception as error:
+        if set_up.over:
+            raise
+        key = config_key(error, cfg, order)
+        raise ToolError(f'{key or "cannot set up the run"}: {_message(error)}') from error
