@@ -91,8 +91,8 @@ def test_bad_input_fails_with_one_line_and_writes_nothing(tmp_path: Path, tiny_c
         ([no_densenet], 'has no mmdensenet.DenseNet backbone'),
         (['--device', 'tpu'], '--device must be cpu or cuda'),
         (['--max-batch', '--device', 'cpu'], '--max-batch needs CUDA'),
-        ([tiny_config, '--json', tiny_config], f'the output {tiny_config} is an input'),
-        (['--json', chart], f'the output {chart} is another output'),
+        ([tiny_config, '--json', tiny_config], f'refusing to overwrite an input: {tiny_config}'),
+        (['--json', chart], f'--json {chart} is also --out'),
         (['--json', tmp_path], f'the output {tmp_path} is a directory'),
         # Before any measuring: the chart is not written when the results cannot be.
         ([*TINY_RUN, '--json', not_a_folder / 'results.json'], f'cannot write {not_a_folder / "results.json"}'),

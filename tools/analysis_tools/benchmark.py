@@ -19,7 +19,6 @@ import argparse
 import ctypes
 import ctypes.util
 import json
-import os
 import platform
 import re
 import statistics
@@ -36,7 +35,14 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from mmdensenet.cli import ToolError, atomic_output, reraise_as_tool_error, run_cli
+from mmdensenet.cli import (
+    ArgumentParser,
+    ToolError,
+    atomic_output,
+    refuse_overwriting_inputs,
+    reraise_as_tool_error,
+    run_cli,
+)
 from mmdensenet.models import DenseNet
 from mmdensenet.registry import MODELS
 
@@ -402,22 +408,18 @@ def backbone_config(config: Optional[str]) -> dict:
     return backbone
 
 
-def _same_file(a: Path, b: Path) -> bool:
-    return a.resolve() == b.resolve() or (a.exists() and b.exists() and os.path.samefile(a, b))
-
-
-def refuse_unsafe_outputs(outputs: Sequence[Path], inputs: Sequence[Path]) -> None:
-    """Refuses an output that is an input, another output or a directory, before any work is done."""
-    for i, out in enumerate(outputs):
+def refuse_unsafe_outputs(chart: Path, json_file: Optional[Path], config: Optional[str]) -> None:
+    """Refuses, before any work, an output that is the config, the other output or a folder."""
+    for out in filter(None, (chart, json_file)):
         if out.is_dir():
             raise ToolError(f'the output {out} is a directory')
-        for other, what in [(p, 'an input') for p in inputs] + [(p, 'another output') for p in outputs[:i]]:
-            if _same_file(out, other):
-                raise ToolError(f'the output {out} is {what}; choose another path')
+        refuse_overwriting_inputs(out, config)
+    if json_file is not None and json_file.resolve() == chart.resolve():
+        raise ToolError(f'--json {json_file} is also --out; choose another path')
 
 
 def parse_args() -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('config', nargs='?', help='a config with an mmdensenet.DenseNet backbone (default: 121)')
     parser.add_argument('--batch-size', type=int, default=16)
     parser.add_argument('--img-size', type=int, default=224)
@@ -470,7 +472,7 @@ def main() -> None:
             '(the machine swaps or the kernel kills the process)'
         )
     outputs = [args.out, *([args.json] if args.json else [])]
-    refuse_unsafe_outputs(outputs, [Path(args.config)] if args.config else [])
+    refuse_unsafe_outputs(args.out, args.json, args.config)
     setting = Setting(
         backbone=backbone_config(args.config),
         device=args.device,

@@ -11,11 +11,11 @@ import argparse
 
 from mmdensenet.analysis.building import build_model, load_config
 from mmdensenet.analysis.complexity import analyze_complexity
-from mmdensenet.cli import ToolError, run_cli
+from mmdensenet.cli import ArgumentParser, ToolError, run_cli
 
 
 def parse_args() -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('configs', nargs='+', metavar='CONFIG', help='config files')
     parser.add_argument('--shape', type=int, nargs='+', default=[224, 224], help='input size: H W, or one size')
     args = parser.parse_args()
