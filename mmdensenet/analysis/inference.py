@@ -20,7 +20,7 @@ from mmengine.config import Config
 from mmengine.dataset import Compose, pseudo_collate
 from mmengine.registry import DATASETS, DefaultScope
 
-from ..apis.checkpoints import load_weights
+from ..apis.loading import load_weights
 from ..apis.runner import check_head_width
 from ..cli import ToolError, atomic_output, require_png, reraise_as_tool_error
 from .building import DEFAULT_SCOPE, build_model, load_config

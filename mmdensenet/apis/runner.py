@@ -18,8 +18,8 @@ from mmengine.registry.build_functions import build_from_cfg
 from mmengine.runner import Runner
 
 from ..cli import ToolError, one_line, refuse_overwriting_inputs, writable_folder
-from .checkpoints import Checkpoint, check_fits, checkpoint_to_load, unwrapped
 from .distributed import prepare_distributed
+from .loading import Checkpoint, check_fits, checkpoint_to_load, unwrapped
 
 T = TypeVar('T')
 

@@ -13,7 +13,7 @@ from mmengine.runner import Runner
 
 from ..cli import ToolError, atomic_output, refuse_overwriting_inputs, reraise_as_tool_error, writable_folder
 from ..engine import find_resumable_checkpoint
-from .checkpoints import is_url
+from .loading import is_url
 from .runner import run
 
 # The keys each job needs, in the order the Runner builds them (errors are attributed in this order).

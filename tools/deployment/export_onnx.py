@@ -20,7 +20,7 @@ from torch.onnx._constants import ONNX_MIN_OPSET as MIN_OPSET
 from torch.onnx._constants import ONNX_TORCHSCRIPT_EXPORTER_MAX_OPSET as MAX_OPSET
 
 from mmdensenet.analysis.building import build_model, load_config
-from mmdensenet.apis.checkpoints import load_weights
+from mmdensenet.apis.loading import load_weights
 from mmdensenet.apis.runner import check_head_width
 from mmdensenet.cli import (
     ArgumentParser,

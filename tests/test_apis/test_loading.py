@@ -7,7 +7,7 @@ import torch
 from torch import nn
 from weight_helpers import RunsCommand
 
-from mmdensenet.apis.checkpoints import Checkpoint, check_fits, checkpoint_to_load, unwrapped
+from mmdensenet.apis.loading import Checkpoint, check_fits, checkpoint_to_load, unwrapped
 from mmdensenet.cli import ToolError
 
 
