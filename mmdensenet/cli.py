@@ -9,6 +9,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import NoReturn, Union
 
+# Set by mmdensenet.apis.launch: where its processes leave their one-line errors.
+ERROR_FOLDER_VARIABLE = 'MMDENSENET_ERROR_FOLDER'
+
 
 class ToolError(ValueError):
     """An error in the user's input, reported as one line without a traceback."""
@@ -30,6 +33,16 @@ def reraise_as_tool_error(what: str) -> Iterator[None]:
         raise ToolError(f'{what}: {one_line(exc)}') from exc
 
 
+def _exit_with(line: str) -> NoReturn:
+    """Ends the process with status 1 and the error ``line``: on stderr, or, in a process that
+    mmdensenet.apis.launch started, in a file of its folder, which prints each distinct line once."""
+    folder = os.environ.get(ERROR_FOLDER_VARIABLE)
+    if folder is None or 'LOCAL_RANK' not in os.environ:
+        sys.exit(line)
+    Path(folder, f'rank{int(os.environ.get("RANK", 0)):05d}').write_text(line + '\n')
+    sys.exit(1)
+
+
 def run_cli(main: Callable[[], object], user_errors: tuple[type[Exception], ...] = (Exception,)) -> None:
     """Run a tool's ``main``; a user's error ends it with one line on stderr and status 1.
 
@@ -41,9 +54,9 @@ def run_cli(main: Callable[[], object], user_errors: tuple[type[Exception], ...]
     try:
         main()
     except ToolError as exc:
-        sys.exit(f'error: {exc}')
+        _exit_with(f'error: {exc}')
     except user_errors as exc:
-        sys.exit(f'error: {type(exc).__name__}: {one_line(exc)}')
+        _exit_with(f'error: {type(exc).__name__}: {one_line(exc)}')
 
 
 class ArgumentParser(argparse.ArgumentParser):

@@ -29,7 +29,7 @@ if [[ ! $checkpoint =~ ^https?:// ]] && [ ! -f "$checkpoint" ]; then
 fi
 
 PYTHONPATH="$(dirname "$0")/..${PYTHONPATH:+:$PYTHONPATH}" \
-  exec python -m torch.distributed.run \
+  exec python -m mmdensenet.apis.launch \
   --nnodes="${NNODES:-1}" \
   --node_rank="${NODE_RANK:-0}" \
   --master_addr="${MASTER_ADDR:-127.0.0.1}" \
