@@ -2,7 +2,6 @@
 
 import hashlib
 import pickle
-import re
 import subprocess
 import sys
 from collections.abc import Callable
@@ -17,8 +16,15 @@ from cli_helpers import REPO, assert_one_line_error, run_tool
 from mmengine.logging import HistoryBuffer
 from mmengine.runner import load_checkpoint
 from PIL import Image
-from torch import Tensor, nn
-from weight_helpers import RunsCommand, assert_same_logits, build_config_classifier, logits, randomize_batchnorm
+from torch import nn
+from weight_helpers import (
+    RunsCommand,
+    assert_same_logits,
+    build_config_classifier,
+    logits,
+    published_layout,
+    randomize_batchnorm,
+)
 
 from mmdensenet.models.backbones.densenet import DenseNet
 
@@ -38,15 +44,6 @@ def assert_failed_cleanly(result: subprocess.CompletedProcess, message: str) -> 
 
 def sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
-def published_layout(state_dict: dict[str, Tensor]) -> dict[str, Tensor]:
-    """The layout of torchvision's published files: norm.1/conv.2 keys, no num_batches_tracked."""
-    return {
-        re.sub(r'(denselayer\d+\.(?:norm|conv))([12])\.', r'\1.\2.', key): tensor
-        for key, tensor in state_dict.items()
-        if not key.endswith('num_batches_tracked')
-    }
 
 
 @dataclass
