@@ -1,5 +1,6 @@
 """Training and testing from a config, as ``tools/train.py`` and ``tools/test.py`` run them."""
 
+import inspect
 import os
 from contextlib import nullcontext
 from pathlib import Path
@@ -22,6 +23,13 @@ TRAIN_ORDER = (*TRAIN_KEYS, 'param_scheduler', 'val_dataloader', 'val_evaluator'
 TEST_KEYS = ('model', 'test_dataloader', 'test_evaluator', 'test_cfg')
 TEST_ORDER = TEST_KEYS
 DATALOADERS = ('train_dataloader', 'val_dataloader', 'test_dataloader')
+# Top-level settings that mmengine's Runner (its arguments, and what from_cfg reads besides) or
+# these tools read, so that --cfg-options may add them to a config that lacks them.
+RUNNER_SETTINGS = {
+    *(name for name in inspect.signature(Runner.__init__).parameters if name != 'self'),
+    *('compile', 'activation_checkpointing', 'efficient_conv_bn_eval', 'model_wrapper_cfg'),
+    *('find_unused_parameters', 'sync_bn', 'runner_type', 'custom_imports', 'tta_model', 'tta_pipeline'),
+}
 # What ``--out`` may be: predictions are pickled; metrics go to any format mmengine.dump writes.
 OUT_SUFFIXES = {'pred': ('.pkl', '.pickle'), 'metrics': ('.pkl', '.pickle', '.json', '.yaml', '.yml')}
 
@@ -29,6 +37,16 @@ OUT_SUFFIXES = {'pred': ('.pkl', '.pickle'), 'metrics': ('.pkl', '.pickle', '.js
 def _check_file(path: Union[str, Path], what: str) -> None:
     if not Path(path).is_file():
         raise ToolError(f'{what} not found: {path}')
+
+
+def _check_new_keys(cfg: Config, cfg_options: dict) -> None:
+    """Refuses a ``--cfg-options`` key that starts a new top-level setting nothing reads (a typo, say)."""
+    unknown = sorted({key.split('.')[0] for key in cfg_options} - set(cfg.keys()) - RUNNER_SETTINGS)
+    if unknown:
+        raise ToolError(
+            f'--cfg-options: {", ".join(unknown)} is not a key of {cfg.filename} nor a setting that '
+            "mmengine's Runner reads; a new top-level key goes into a config file"
+        )
 
 
 def load_config(config: Union[str, Path], cfg_options: Optional[dict] = None, work_dir: Optional[str] = None) -> Config:
@@ -41,6 +59,7 @@ def load_config(config: Union[str, Path], cfg_options: Optional[dict] = None, wo
     with reraise_as_tool_error(f'cannot read config {config}'):
         cfg = Config.fromfile(config)
     if cfg_options:
+        _check_new_keys(cfg, cfg_options)
         with reraise_as_tool_error('--cfg-options'):
             cfg.merge_from_dict(cfg_options)
     if work_dir is not None:

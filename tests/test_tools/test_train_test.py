@@ -86,6 +86,7 @@ def assert_refused_safely(result, expected: str, root: Path) -> None:
         ('--auto-scale-lr without its setting', 'auto_scale_lr = None', ['--auto-scale-lr'],
          'auto_scale_lr.base_batch_size'),
         ('unknown flag', '', ['--no-such-flag'], 'unrecognized arguments: --no-such-flag'),
+        ('misspelt top-level key', '', ['--cfg-options', 'modle.backbone.arch=169'], '--cfg-options: modle is not'),
     ],
 )  # fmt: skip
 def test_config_mistakes_are_one_line_naming_the_key(
