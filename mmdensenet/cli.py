@@ -33,14 +33,15 @@ def reraise_as_tool_error(what: str) -> Iterator[None]:
         raise ToolError(f'{what}: {one_line(exc)}') from exc
 
 
-def _exit_with(line: str) -> NoReturn:
-    """Ends the process with status 1 and the error ``line``: on stderr, or, in a process that
+def _exit_with(line: str, status: int = 1) -> NoReturn:
+    """Ends the process with ``status`` and the error ``line``: on stderr, or, in a process that
     mmdensenet.apis.launch started, in a file of its folder, which prints each distinct line once."""
     folder = os.environ.get(ERROR_FOLDER_VARIABLE)
-    if folder is None or 'LOCAL_RANK' not in os.environ:
-        sys.exit(line)
-    Path(folder, f'rank{int(os.environ.get("RANK", 0)):05d}').write_text(line + '\n')
-    sys.exit(1)
+    if folder is not None and 'LOCAL_RANK' in os.environ:
+        Path(folder, f'rank{int(os.environ.get("RANK", 0)):05d}').write_text(line + '\n')
+    else:
+        print(line, file=sys.stderr)
+    sys.exit(status)
 
 
 def run_cli(main: Callable[[], object], user_errors: tuple[type[Exception], ...] = (Exception,)) -> None:
@@ -63,7 +64,7 @@ class ArgumentParser(argparse.ArgumentParser):
     """argparse's parser, reporting a bad command line as one line (and status 2) like the tools' other errors."""
 
     def error(self, message: str) -> NoReturn:
-        self.exit(2, f'error: {" ".join(message.split())} (see {self.prog} --help)\n')
+        _exit_with(f'error: {" ".join(message.split())} (see {self.prog} --help)', 2)
 
 
 def refuse_overwriting_inputs(out: Union[str, Path], *inputs: Union[str, Path, None]) -> None:

@@ -60,15 +60,21 @@ def test_slurm_launcher_runs_without_gpus(dist_trained: Path, tiny_config: Path,
     assert len(pickle.loads(out.read_bytes())) == 6
 
 
-def test_a_config_mistake_in_every_process_is_one_line(tiny_config: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ('args', 'expected'),
+    [
+        (['--cfg-options', 'model.backbone.arch=122'], 'model.backbone: arch must be one of'),
+        (['--cfg-options', 'foo'], 'argument --cfg-options: expected KEY=VALUE'),
+    ],
+)
+def test_a_mistake_in_every_process_is_one_line(tiny_config: Path, tmp_path: Path, args: list, expected: str) -> None:
     result = run(
-        'bash', REPO / 'tools' / 'dist_train.sh', tiny_config, 2,
-        '--work-dir', tmp_path, '--cfg-options', 'model.backbone.arch=122',
+        'bash', REPO / 'tools' / 'dist_train.sh', tiny_config, 2, '--work-dir', tmp_path, *args,
         env={'PORT': str(free_port())},
     )  # fmt: skip
     errors = [line for line in result.stderr.splitlines() if line.startswith('error:')]
-    assert result.returncode == 1 and 'Traceback' not in result.stderr, result.stderr[-3000:]
-    assert errors == [result.stderr.strip().splitlines()[-1]] and 'model.backbone: arch must be one of' in errors[0]
+    assert result.returncode != 0 and 'Traceback' not in result.stderr, result.stderr[-3000:]
+    assert errors == [result.stderr.strip().splitlines()[-1]] and expected in errors[0]
 
 
 @pytest.mark.parametrize(
