@@ -9,7 +9,7 @@ from mmengine.config import Config
 from mmengine.registry import MODELS, DefaultScope
 
 from ..apis import load_config as read_config
-from ..cli import ToolError, reraise_as_tool_error
+from ..errors import ToolError, reraise_as_tool_error
 
 DEFAULT_SCOPE = 'mmpretrain'
 

@@ -15,7 +15,7 @@ from typing import Union
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-from ..cli import atomic_output, refuse_overwriting_inputs, require_png
+from ..outputs import atomic_output, check_output, require_png
 
 SCALAR_LOG_NAME = 'scalars.json'
 LOSS_PREFIX = 'loss'
@@ -116,7 +116,7 @@ def plot_training_curves(log_path: Union[str, Path], out_file: Union[str, Path])
     """
     out_file = require_png(Path(out_file))
     log_file = find_scalar_log(log_path)
-    refuse_overwriting_inputs(out_file, log_file)
+    check_output(out_file, log_file)
     log = read_scalar_log(log_file)
     if not log.loss_keys:
         raise ValueError(f'{log_file} has no training loss records')

@@ -22,7 +22,8 @@ from mmengine.registry import DATASETS, DefaultScope
 
 from ..apis.loading import load_weights
 from ..apis.runner import check_head_width
-from ..cli import ToolError, atomic_output, require_png, reraise_as_tool_error
+from ..errors import ToolError, reraise_as_tool_error
+from ..outputs import atomic_output, require_png
 from .building import DEFAULT_SCOPE, build_model, load_config
 
 LOADING_TRANSFORMS = ('LoadImageFromFile', 'mmpretrain.LoadImageFromFile')

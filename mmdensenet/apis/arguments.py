@@ -7,7 +7,7 @@ from typing import Optional
 
 from mmengine.config import DictAction
 
-from ..cli import one_line
+from ..errors import one_line
 
 
 class ConfigOptions(DictAction):

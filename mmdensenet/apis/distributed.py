@@ -14,7 +14,7 @@ import torch
 import torch.distributed as dist
 from mmengine.config import Config
 
-from ..cli import ToolError
+from ..errors import ToolError
 
 # Where each launcher publishes (rank, world size, local rank).
 _LAUNCHER_ENV = {

@@ -20,7 +20,7 @@ import torch.nn as nn
 from mmengine.model import BaseTTAModel, is_model_wrapper
 from mmengine.runner.checkpoint import find_latest_checkpoint
 
-from ..cli import ToolError, reraise_as_tool_error
+from ..errors import ToolError, reraise_as_tool_error
 from ..weights import CheckpointError, read_checkpoint, unwrap_state_dict
 from ..weights.checkpoint_io import StateDict
 

@@ -17,7 +17,8 @@ from mmengine.hooks import Hook
 from mmengine.registry.build_functions import build_from_cfg
 from mmengine.runner import Runner
 
-from ..cli import ToolError, one_line, refuse_overwriting_inputs, writable_folder
+from ..errors import ToolError, one_line
+from ..outputs import check_output, writable_folder
 from .distributed import prepare_distributed
 from .loading import Checkpoint, check_fits, checkpoint_to_load, unwrapped
 
@@ -129,7 +130,7 @@ def run(cfg: Config, launcher: str, job: Callable[[Runner], T], order: Sequence[
     """
     writable_folder(cfg.work_dir, 'work_dir')
     # The Runner saves the config it runs into the work dir, under the config's own name.
-    refuse_overwriting_inputs(Path(cfg.work_dir) / Path(cfg.filename).name, cfg.filename)
+    check_output(Path(cfg.work_dir) / Path(cfg.filename).name, cfg.filename)
     source = checkpoint_to_load(cfg.get('load_from'), cfg.get('resume', False), cfg.work_dir)
     checkpoint = None
     if source is not None:

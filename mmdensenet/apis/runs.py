@@ -12,8 +12,9 @@ from mmengine.dist import is_main_process
 from mmengine.evaluator import DumpResults
 from mmengine.runner import Runner
 
-from ..cli import ToolError, atomic_output, refuse_overwriting_inputs, reraise_as_tool_error, writable_folder
 from ..engine import find_resumable_checkpoint
+from ..errors import ToolError, reraise_as_tool_error
+from ..outputs import atomic_output, check_output, writable_folder
 from .loading import is_url
 from .runner import run
 
@@ -222,7 +223,7 @@ def evaluate(
         _check_file(checkpoint, 'checkpoint')
     cfg = load_config(config, cfg_options, work_dir)
     if out is not None:
-        refuse_overwriting_inputs(out, config, checkpoint)
+        check_output(out, config, checkpoint)
         writable_folder(Path(out).parent, '--out')
     _require(cfg, TEST_KEYS, 'test')
     cfg.load_from = checkpoint

@@ -11,7 +11,8 @@ from typing import Any, Optional, Union
 
 from mmengine.logging import print_log
 
-from ..cli import ToolError, atomic_output
+from ..errors import ToolError
+from ..outputs import atomic_output
 from ..weights import CheckpointError, read_checkpoint
 
 # What FaultToleranceHook saves when a signal stops training.

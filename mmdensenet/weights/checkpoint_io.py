@@ -11,7 +11,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from ..cli import ToolError, atomic_output
+from ..errors import ToolError
+from ..outputs import atomic_output
 
 StateDict = dict[str, Tensor]
 # Keys under which training frameworks wrap a model's weights.

@@ -4,6 +4,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
+from mmdensenet.outputs import check_output
 from mmdensenet.version import __version__
 
 from .checkpoint_io import CheckpointError, errors_about, read_checkpoint, save_atomically, unwrap_state_dict
@@ -26,14 +27,6 @@ class Conversion:
         return '\n'.join((*lines, f'sha256: {self.sha256}'))
 
 
-def _check_paths(src: str, dst: str) -> None:
-    source, target = Path(src), Path(dst)
-    if source.resolve() == target.resolve() or (source.exists() and target.exists() and source.samefile(target)):
-        raise CheckpointError(f'the output {dst} is the input file; choose another path')
-    if target.is_dir():
-        raise CheckpointError(f'the output {dst} is a directory; give a file path')
-
-
 def _check_arch(found: str, requested: Optional[str]) -> None:
     if requested is not None and requested != found:
         raise CheckpointError(f'it holds DenseNet-{found}, not the requested DenseNet-{requested}')
@@ -44,7 +37,7 @@ def from_torchvision(src: str, dst: str, arch: Optional[str] = None) -> Conversi
 
     The output holds ``state_dict`` (backbone and head) and ``meta`` (arch and source file).
     """
-    _check_paths(src, dst)
+    check_output(dst, src)
     checkpoint, source_sha256 = read_checkpoint(src)
     torchvision_state = unwrap_state_dict(checkpoint, src)
     with errors_about(src):
@@ -68,7 +61,7 @@ def to_torchvision(src: str, dst: str, arch: Optional[str] = None) -> Conversion
 
     The output loads with ``torchvision.models.densenet{arch}().load_state_dict(strict=True)``.
     """
-    _check_paths(src, dst)
+    check_output(dst, src)
     checkpoint, _ = read_checkpoint(src)
     state_dict = unwrap_state_dict(checkpoint, src)
     with errors_about(src):

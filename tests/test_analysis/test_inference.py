@@ -13,7 +13,7 @@ from PIL import Image
 
 import mmdensenet  # noqa: F401  (registers mmdensenet.DenseNet)
 from mmdensenet.analysis.inference import ImageClassification, Prediction, draw_predictions
-from mmdensenet.cli import ToolError
+from mmdensenet.errors import ToolError
 
 REPO = Path(__file__).resolve().parents[2]
 TOP = [4, 1, 8]  # the classes the head's biases put first, in this order

@@ -10,7 +10,7 @@ import torch.distributed as dist
 from mmengine.config import Config
 
 from mmdensenet.apis import distributed, prepare_distributed
-from mmdensenet.cli import ToolError
+from mmdensenet.errors import ToolError
 
 
 def test_single_process_runs_are_left_alone() -> None:

@@ -8,7 +8,7 @@ from torch import nn
 from weight_helpers import RunsCommand
 
 from mmdensenet.apis.loading import Checkpoint, check_fits, checkpoint_to_load, unwrapped
-from mmdensenet.cli import ToolError
+from mmdensenet.errors import ToolError
 
 
 def small_model() -> nn.Module:

@@ -9,7 +9,7 @@ from mmpretrain.registry import DATASETS, MODELS
 
 import mmdensenet  # noqa: F401  (registers mmdensenet.DenseNet)
 from mmdensenet.apis.runner import check_head_width, config_key
-from mmdensenet.cli import ToolError
+from mmdensenet.errors import ToolError
 
 CONFIG = Path(__file__).resolve().parents[2] / 'configs' / 'densenet121_4xb256_in1k.py'
 TINY = dict(growth_rate=8, depths=(1, 2), init_channels=16)

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from mmdensenet.apis import evaluate, load_config, train
-from mmdensenet.cli import ToolError
+from mmdensenet.errors import ToolError
 
 CONFIG = Path(__file__).resolve().parents[2] / 'configs' / 'densenet121_4xb256_in1k.py'
 

@@ -9,9 +9,9 @@ import pytest
 import torch
 from mmengine.runner.checkpoint import save_checkpoint
 
-from mmdensenet.cli import ToolError
 from mmdensenet.engine import atomic_save_checkpoint, find_resumable_checkpoint
 from mmdensenet.engine.checkpoints import resumable_candidates
+from mmdensenet.errors import ToolError
 from mmdensenet.weights import read_checkpoint
 
 

@@ -10,6 +10,7 @@ import yaml
 from mmengine.runner import load_checkpoint
 from weight_helpers import REPO, assert_same_logits, build_config_classifier, logits, mmpretrain_classifier
 
+from mmdensenet.errors import ToolError
 from mmdensenet.weights import CheckpointError, from_torchvision, to_torchvision
 
 CHANNELS = {'121': 1024, '169': 1664, '201': 1920, '161': 2208}
@@ -49,7 +50,7 @@ def test_conversions_report_what_they_wrote(tmp_path: Path) -> None:
     assert conversion.summary().splitlines()[0] == 'arch: DenseNet-169'
     with pytest.raises(CheckpointError, match=r'densenet169-b2777c0a.pth: it holds DenseNet-169, not the requested'):
         from_torchvision(str(src), str(tmp_path / 'other.pth'), arch='201')
-    with pytest.raises(CheckpointError, match='is a directory'):
+    with pytest.raises(ToolError, match='is a directory'):
         from_torchvision(str(src), str(tmp_path))
 
 

@@ -35,15 +35,10 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from mmdensenet.cli import (
-    ArgumentParser,
-    ToolError,
-    atomic_output,
-    refuse_overwriting_inputs,
-    reraise_as_tool_error,
-    run_cli,
-)
+from mmdensenet.cli import ArgumentParser, run_cli
+from mmdensenet.errors import ToolError, reraise_as_tool_error
 from mmdensenet.models import DenseNet
+from mmdensenet.outputs import atomic_output, check_output
 from mmdensenet.registry import MODELS
 
 IMPLEMENTATIONS = ('mmdensenet', 'torchvision', 'mmpretrain')
@@ -411,9 +406,7 @@ def backbone_config(config: Optional[str]) -> dict:
 def refuse_unsafe_outputs(chart: Path, json_file: Optional[Path], config: Optional[str]) -> None:
     """Refuses, before any work, an output that is the config, the other output or a folder."""
     for out in filter(None, (chart, json_file)):
-        if out.is_dir():
-            raise ToolError(f'the output {out} is a directory')
-        refuse_overwriting_inputs(out, config)
+        check_output(out, config)
     if json_file is not None and json_file.resolve() == chart.resolve():
         raise ToolError(f'--json {json_file} is also --out; choose another path')
 

@@ -11,7 +11,8 @@ import argparse
 
 from mmdensenet.analysis.building import build_model, load_config
 from mmdensenet.analysis.complexity import analyze_complexity
-from mmdensenet.cli import ArgumentParser, ToolError, run_cli
+from mmdensenet.cli import ArgumentParser, run_cli
+from mmdensenet.errors import ToolError
 
 
 def parse_args() -> argparse.Namespace:

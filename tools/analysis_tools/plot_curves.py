@@ -6,7 +6,8 @@ python tools/analysis_tools/plot_curves.py WORK_DIR_OR_JSON --out curves.png
 from pathlib import Path
 
 from mmdensenet.analysis.curves import plot_training_curves
-from mmdensenet.cli import ArgumentParser, reraise_as_tool_error, run_cli
+from mmdensenet.cli import ArgumentParser, run_cli
+from mmdensenet.errors import reraise_as_tool_error
 
 
 def main() -> None:

@@ -7,7 +7,9 @@ import argparse
 from pathlib import Path
 
 from mmdensenet.analysis.inference import ImageClassification, draw_predictions
-from mmdensenet.cli import ArgumentParser, ToolError, refuse_overwriting_inputs, require_png, run_cli
+from mmdensenet.cli import ArgumentParser, run_cli
+from mmdensenet.errors import ToolError
+from mmdensenet.outputs import check_output, require_png
 
 
 def parse_args() -> argparse.Namespace:
@@ -24,7 +26,7 @@ def parse_args() -> argparse.Namespace:
 def main() -> None:
     args = parse_args()
     out = require_png(args.out or Path(f'{args.image.stem}_pred.png'))
-    refuse_overwriting_inputs(out, args.image, args.config, args.checkpoint)
+    check_output(out, args.image, args.config, args.checkpoint)
     if args.topk < 1:
         raise ToolError(f'--topk must be positive, got {args.topk}')
     classifier = ImageClassification(args.config, args.checkpoint, args.device)

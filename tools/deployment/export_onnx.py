@@ -22,14 +22,9 @@ from torch.onnx._constants import ONNX_TORCHSCRIPT_EXPORTER_MAX_OPSET as MAX_OPS
 from mmdensenet.analysis.building import build_model, load_config
 from mmdensenet.apis.loading import load_weights
 from mmdensenet.apis.runner import check_head_width
-from mmdensenet.cli import (
-    ArgumentParser,
-    ToolError,
-    atomic_output,
-    refuse_overwriting_inputs,
-    reraise_as_tool_error,
-    run_cli,
-)
+from mmdensenet.cli import ArgumentParser, run_cli
+from mmdensenet.errors import ToolError, reraise_as_tool_error
+from mmdensenet.outputs import atomic_output, check_output
 
 
 class Logits(nn.Module):
@@ -97,7 +92,7 @@ def parse_args() -> argparse.Namespace:
 
 def main() -> None:
     args = parse_args()
-    refuse_overwriting_inputs(args.out, args.config, args.checkpoint)
+    check_output(args.out, args.config, args.checkpoint)
     classifier = build_model(load_config(args.config))
     check_head_width(classifier)
     if args.checkpoint:

@@ -13,7 +13,7 @@ from mmengine.dist import all_gather_object, all_reduce, get_rank, get_world_siz
 from mmengine.hooks import Hook
 from mmengine.runner import EpochBasedTrainLoop
 
-from ...cli import ToolError
+from ...errors import ToolError
 from ...registry import HOOKS
 from ..checkpoints import PREEMPTION_CHECKPOINT, atomic_save_checkpoint, write_last_checkpoint
 from ..position import RestOfEpoch, rng_state

@@ -1,0 +1,20 @@
+"""mmdensenet.errors: the user's mistakes as one line."""
+
+import pytest
+
+from mmdensenet.errors import ToolError, one_line, reraise_as_tool_error
+
+
+def test_one_line_joins_lines_and_names_a_silent_error() -> None:
+    assert one_line(OSError('cannot read\n  file.pth')) == 'cannot read file.pth'
+    assert one_line(KeyError()) == 'KeyError'
+
+
+def test_reraise_as_tool_error_says_what_failed_and_keeps_tool_errors() -> None:
+    with pytest.raises(ToolError, match='^cannot build the model: bad arch$') as caught:
+        with reraise_as_tool_error('cannot build the model'):
+            raise RuntimeError('bad arch')
+    assert isinstance(caught.value.__cause__, RuntimeError)
+    with pytest.raises(ToolError, match='^already one line$'):
+        with reraise_as_tool_error('cannot build the model'):
+            raise ToolError('already one line')
