@@ -1,27 +1,18 @@
-"""tools/analysis_tools/benchmark.py end to end at a tiny size (no timing assertions), and its batch search."""
+"""tools/analysis_tools/benchmark.py end to end at a tiny size (no timing assertions).
 
-import importlib.util
+The measuring itself is tested in tests/test_analysis/test_benchmark.py.
+"""
+
 import json
-import math
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-from cli_helpers import REPO, assert_one_line_error, run_tool
+import torch
+from cli_helpers import assert_one_line_error, run_tool
 from PIL import Image
 
 TOOL = 'analysis_tools/benchmark.py'
 TINY_RUN = ['--batch-size', '2', '--img-size', '32', '--warmup', '0', '--iters', '1']
-
-
-@pytest.fixture(scope='module')
-def benchmark_tool():
-    """The tool as a module, for its batch search."""
-    spec = importlib.util.spec_from_file_location('benchmark', REPO / 'tools' / TOOL)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def test_compares_with_torchvision_end_to_end(tiny_config: Path, tmp_path: Path) -> None:
@@ -108,49 +99,18 @@ def test_bad_input_fails_with_one_line_and_writes_nothing(tmp_path: Path, tiny_c
     assert tiny_config.read_text() == config_text
 
 
-@pytest.mark.parametrize('start', [1, 16, 5000])
-@pytest.mark.parametrize('largest', [0, 1, 2, 3, 31, 64, 100, 1000, 4095, 4096, 10_000])
-def test_batch_search_finds_the_boundary_in_few_tries(benchmark_tool, start: int, largest: int) -> None:
-    limit, tried = 4096, []
-    found = benchmark_tool.largest_fitting(lambda n: tried.append(n) or n <= largest, start, limit)
-    assert found == min(largest, limit)
-    assert len(tried) == len(set(tried)) <= 2 * math.ceil(math.log2(limit)) + 2
-    assert all(1 <= n <= limit for n in tried)
-
-
-def allocates(megabytes: int) -> bool:
-    """Whether a Python process with 256 MiB of address space can allocate ``megabytes`` MiB more."""
-    code = (
-        'import resource, sys\n'
-        'resource.setrlimit(resource.RLIMIT_AS, (256 << 20, 256 << 20))\n'
-        'bytearray(int(sys.argv[1]) << 20)\n'
-    )
-    result = subprocess.run([sys.executable, '-S', '-c', code, str(megabytes)], capture_output=True, text=True)
-    assert result.returncode == 0 or 'MemoryError' in result.stderr, result.stderr
-    return result.returncode == 0
-
-
-def test_batch_search_with_out_of_memory_in_child_processes(benchmark_tool) -> None:
-    """The search as the tool runs it on CUDA: each size tried in a fresh process that may run out of memory."""
-    found = benchmark_tool.largest_fitting(allocates, 16, 1024)
-    assert 64 < found < 256
-    assert allocates(found) and not allocates(found + 1)
-
-
-def test_batch_search_runs_each_try_in_a_child_process(
-    benchmark_tool, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """The tool's own tries, on CPU, where these batches fit: each in a child process that trains two steps."""
-    monkeypatch.setenv('PYTHONPATH', str(REPO))  # the children import this checkout's mmdensenet
-    setting = benchmark_tool.Setting(
-        backbone=dict(arch=dict(growth_rate=8, depths=(1, 2, 3, 4), init_channels=16)),
-        device='cpu',
-        batch_size=2,
-        img_size=32,
-        threads=1,
-        warmup=0,
-        iters=1,
-    )
-    variant = benchmark_tool.Variant('mmdensenet', memory_efficient=True)
-    assert benchmark_tool.max_batch(variant, setting, limit=4) == 4
-    assert capsys.readouterr().out.splitlines()[1:] == ['    batch 2: fits', '    batch 4: fits']
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason='needs a CUDA GPU')
+def test_max_batch_on_cuda(tiny_config: Path, tmp_path: Path) -> None:
+    """``python -m pytest -m cuda``: every tiny batch up to the limit trains, each try reported."""
+    results = tmp_path / 'results.json'
+    args = [tiny_config, *TINY_RUN, '--device', 'cuda', '--implementations', 'mmdensenet', '--max-batch', '8']
+    result = run_tool(TOOL, *args, '--out', tmp_path / 'chart.png', '--json', results)
+    assert result.returncode == 0, result.stderr
+    assert [row['max_batch'] for row in json.loads(results.read_text())] == [8, 8]
+    tries = ['    batch 2: fits', '    batch 4: fits', '    batch 8: fits']
+    for name in ('mmdensenet plain', 'mmdensenet memory_efficient'):
+        lines = result.stdout.splitlines()
+        start = lines.index(f'  {name}: largest batch that trains')
+        assert lines[start + 1 : start + 4] == tries
+    assert '| max batch |' in result.stdout
