@@ -21,7 +21,7 @@ def num_params(module: nn.Module) -> int:
 
 def classifier_params(backbone: DenseNet, num_classes: int) -> int:
     """Backbone parameters plus those of a linear head on the last tap."""
-    return num_params(backbone) + (backbone.block_channels[-1] + 1) * num_classes
+    return num_params(backbone) + (backbone.feature_info[-1]['num_chs'] + 1) * num_classes
 
 
 @pytest.mark.parametrize(
@@ -83,7 +83,7 @@ def test_last_tap_is_relu_of_the_final_norm() -> None:
     with torch.no_grad():
         feats = model.stem(x)
         for stage, transition in zip(model.stages[:3], model.transitions[:3]):
-            feats = transition(stage(feats))
+            _, feats = transition(stage(feats))
         expected = torch.relu(model.transitions[3][0](model.stages[3](feats)))
         outs = model(x)
     assert model.out_channels == (38, 51)
