@@ -32,12 +32,12 @@ class NormActConv(NamedTuple):
 DenseLayerSteps = Sequence[NormActConv]
 
 
-def supports(steps: DenseLayerSteps, drop_rate: float) -> bool:
-    """Whether :func:`shared_buffer_block` computes a dense layer of these steps as its modules do.
+def shared_buffer_serves(steps: DenseLayerSteps, drop_rate: float) -> bool:
+    """Whether :func:`shared_buffer_block` can run a dense layer of these steps as its modules would.
 
     It runs BatchNorm through ATen and ReLU by hand instead of calling the modules, its backward
-    recomputes both from the saved statistics, and it has no dropout: so every step must be an affine
-    ``nn.BatchNorm2d`` (not a subclass, which may compute otherwise), ``nn.ReLU`` and its conv.
+    recomputes both from the saved statistics, and it has no dropout. So every step's norm must be an
+    affine ``nn.BatchNorm2d`` (not a subclass, which may compute otherwise) and its act ``nn.ReLU``.
     """
     return drop_rate == 0 and all(
         type(step.norm) is nn.BatchNorm2d and step.norm.affine and type(step.act) is nn.ReLU for step in steps
@@ -225,7 +225,7 @@ def _layer_params(layers: Sequence[DenseLayerSteps]) -> list[Tensor]:
 
 
 def shared_buffer_block(x: Tensor, layers: Sequence[DenseLayerSteps], growth_rate: int) -> Tensor:
-    """Runs a dense block of layers that it :func:`supports` and returns all its features.
+    """Runs a dense block of layers that :func:`shared_buffer_serves` and returns all its features.
 
     Under autocast the convolutions run in its dtype, as in the plain mode, and the buffer keeps
     the dtype of ``x`` (the stem's output, so autocast's dtype too). Stores only what the

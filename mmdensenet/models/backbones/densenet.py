@@ -20,7 +20,7 @@ from torch.nn.modules.batchnorm import _BatchNorm
 
 from mmdensenet.registry import MODELS
 
-from ._shared_buffer import NormActConv, shared_buffer_block, supports
+from ._shared_buffer import NormActConv, shared_buffer_block, shared_buffer_serves
 
 ArchSetting = dict[str, Union[int, float, str, Sequence[int]]]
 
@@ -75,7 +75,7 @@ class _DenseLayer(nn.Module):
 
     @property
     def steps(self) -> list[NormActConv]:
-        """The layer's norm-act-conv steps, in order (both use the one ``act``)."""
+        """The layer's norm-act-conv steps, in order (they share ``act``)."""
         first = NormActConv(self.norm1, self.act, self.conv1)
         return [first, NormActConv(self.norm2, self.act, self.conv2)] if self.bottleneck else [first]
 
@@ -155,18 +155,18 @@ class _DenseBlock(nn.Module):
     def strategy(self, x: Tensor) -> BlockStrategy:
         """How the block runs on ``x``, here and now.
 
+        - The shared buffer can serve in eager mode (torch.compile and tracing capture the modules'
+          own operations) the layers that :func:`shared_buffer_serves` names, in fp32 and under autocast.
         - Where gradients are needed, the memory-efficient mode recomputes instead of storing: in the
-          shared buffer, whose own backward recomputes BN-ReLU and no convolution, where that can serve;
-          else by checkpointing each layer's concatenation-norm-act-conv. The plain mode concatenates.
-        - The shared buffer serves eager mode (torch.compile and tracing capture the modules' own
-          operations) and layers it :func:`supports`; fp32 and autocast alike.
-        - Without gradients, on CPU, it saves the concatenations' copies in either mode. On CUDA,
-          inference concatenates: small batches there are bound by the host's per-operation cost, and
-          the concatenating layer issues the fewest operations (measured on an H100: the buffer took
-          1.6x torchvision's time at batch 64).
+          shared buffer where it can serve (its own backward recomputes BN-ReLU, no convolution), else
+          by checkpointing each layer's concatenation-norm-act-conv. The plain mode concatenates.
+        - Without gradients the shared buffer serves on CPU in either mode: it saves the concatenations'
+          copies. CUDA inference concatenates: small batches there are bound by the host's per-operation
+          cost, and the concatenating layer issues the fewest operations (measured on an H100: the
+          buffer took 1.6x torchvision's time at batch 64).
         """
         eager = not (torch.compiler.is_compiling() or torch.jit.is_tracing())
-        buffer_serves = eager and all(supports(layer.steps, layer.drop_rate) for layer in self.block)
+        buffer_serves = eager and all(shared_buffer_serves(layer.steps, layer.drop_rate) for layer in self.block)
         needs_grad = torch.is_grad_enabled() and (x.requires_grad or any(p.requires_grad for p in self.parameters()))
         if needs_grad and self.memory_efficient:
             return BlockStrategy.SHARED_BUFFER if buffer_serves else BlockStrategy.CHECKPOINT
@@ -220,8 +220,9 @@ class DenseNet(BaseModule):
         frozen_stages: -1 freezes nothing, 0 the stem, k the stem and the first k dense
             blocks with the transitions that follow them.
         norm_eval: Keep every norm layer in eval mode while training.
-        memory_efficient: Recompute concat-BN-act-conv1x1 in backward instead of storing
-            it. Exact: outputs, gradients and running statistics equal the plain mode's.
+        memory_efficient: Recompute in backward what the plain mode stores (BN-ReLU in the shared
+            buffer, else concat-BN-act-conv1x1; see ``_DenseBlock.strategy``). Exact: outputs,
+            gradients and running statistics equal the plain mode's.
         drop_rate: Dropout probability on each layer's new features.
         norm_cfg: Config of the norm layers.
         act_cfg: Config of the activations.
