@@ -30,7 +30,7 @@ from mmengine.analysis import FlopAnalyzer
 from torch import Tensor
 from torch.utils._python_dispatch import TorchDispatchMode
 
-from ..models import DenseNet
+from ..models.backbones.densenet import _Transition
 
 aten = torch.ops.aten
 
@@ -196,14 +196,12 @@ def published_transition_order(model: nn.Module) -> Iterator[None]:
     """Makes the transitions of every ``mmdensenet.DenseNet`` in ``model`` convolve first, then pool.
 
     Each transition's ``conv`` becomes conv-then-pool and its ``pool`` an identity, whichever order the
-    backbone calls them in; the outputs stay the same (up to rounding), as the two commute.
+    transition calls them in; the outputs stay the same (up to rounding), as the two commute.
     """
     transitions = [
         (transition, transition.conv, transition.pool)
-        for module in model.modules()
-        if isinstance(module, DenseNet)
-        for transition in module.transitions
-        if hasattr(transition, 'pool')
+        for transition in model.modules()
+        if isinstance(transition, _Transition)
     ]
     for transition, conv, pool in transitions:
         transition.conv, transition.pool = nn.Sequential(conv, pool), nn.Identity()

@@ -98,7 +98,7 @@ def expected_shapes(arch: str, num_classes: int) -> dict[str, torch.Size]:
     with torch.device('meta'):
         backbone = DenseNet(arch)
     shapes = {f'backbone.{key}': tensor.shape for key, tensor in backbone.state_dict().items()}
-    channels = backbone.block_channels[-1]
+    channels = backbone.feature_info[-1]['num_chs']
     return {**shapes, 'head.fc.weight': torch.Size((num_classes, channels)), 'head.fc.bias': torch.Size((num_classes,))}
 
 

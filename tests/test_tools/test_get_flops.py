@@ -65,8 +65,9 @@ def transition_savings(config: Path) -> tuple[int, int]:
     if not pools_before_conv(backbone):
         return 0, 0
     table, mmengine = 0, 0
-    for transition, stride in zip(backbone.transitions[:-1], backbone.block_strides):
-        x = torch.zeros(1, transition.conv.in_channels, 224 // stride, 224 // stride)
+    for transition, info in zip(backbone.transitions[:-1], backbone.feature_info):
+        size = 224 // info['reduction']
+        x = torch.zeros(1, transition.conv.in_channels, size, size)
         published = nn.Sequential(transition.conv, transition.pool)
         ours = nn.Sequential(transition.pool, transition.conv)
         table += count_table_flops(published, x) - count_table_flops(ours, x)

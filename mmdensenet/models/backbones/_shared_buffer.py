@@ -19,13 +19,29 @@ from torch.autograd.function import once_differentiable
 
 
 class NormActConv(NamedTuple):
-    """One BN-ReLU-conv step of a dense layer."""
+    """One norm-act-conv step of a dense layer; calling it runs the three modules."""
 
-    norm: nn.BatchNorm2d
+    norm: nn.Module
+    act: nn.Module
     conv: nn.Conv2d
+
+    def __call__(self, x: Tensor) -> Tensor:
+        return self.conv(self.act(self.norm(x)))
 
 
 DenseLayerSteps = Sequence[NormActConv]
+
+
+def shared_buffer_serves(steps: DenseLayerSteps, drop_rate: float) -> bool:
+    """Whether :func:`shared_buffer_block` can run a dense layer of these steps as its modules would.
+
+    It runs BatchNorm through ATen and ReLU by hand instead of calling the modules, its backward
+    recomputes both from the saved statistics, and it has no dropout. So every step's norm must be an
+    affine ``nn.BatchNorm2d`` (not a subclass, which may compute otherwise) and its act ``nn.ReLU``.
+    """
+    return drop_rate == 0 and all(
+        type(step.norm) is nn.BatchNorm2d and step.norm.affine and type(step.act) is nn.ReLU for step in steps
+    )
 
 
 class _Stats(NamedTuple):
@@ -131,7 +147,7 @@ def _step_backward(
     step: NormActConv, inp: Tensor, stats: _Stats, grad_out: Tensor, dtype: torch.dtype, needs_input: bool
 ) -> tuple[Optional[Tensor], list[Optional[Tensor]]]:
     """Gradients of one BN-ReLU-conv step: its input's, then its norm's weight and bias and its conv's."""
-    norm, conv = step
+    norm, conv = step.norm, step.conv
     act = _replay_norm_relu(norm, inp, stats)
     weight = conv.weight.to(dtype)
     grad_act, grad_conv = torch.ops.aten.convolution_backward(
@@ -209,7 +225,7 @@ def _layer_params(layers: Sequence[DenseLayerSteps]) -> list[Tensor]:
 
 
 def shared_buffer_block(x: Tensor, layers: Sequence[DenseLayerSteps], growth_rate: int) -> Tensor:
-    """Runs a dense block of BN-ReLU-conv layers and returns all its features.
+    """Runs a dense block of layers that :func:`shared_buffer_serves` and returns all its features.
 
     Under autocast the convolutions run in its dtype, as in the plain mode, and the buffer keeps
     the dtype of ``x`` (the stem's output, so autocast's dtype too). Stores only what the

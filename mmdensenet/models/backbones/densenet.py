@@ -4,9 +4,9 @@ Module names follow mmpretrain's DenseNet, so the checkpoints of its model zoo l
 they are: ``stem``, ``stages.i.block.j.{norm1,conv1,norm2,conv2}``, ``transitions.i``.
 """
 
-from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
+from enum import Enum
 from typing import Optional, Union
 
 import torch
@@ -20,7 +20,7 @@ from torch.nn.modules.batchnorm import _BatchNorm
 
 from mmdensenet.registry import MODELS
 
-from ._shared_buffer import NormActConv, shared_buffer_block
+from ._shared_buffer import NormActConv, shared_buffer_block, shared_buffer_serves
 
 ArchSetting = dict[str, Union[int, float, str, Sequence[int]]]
 
@@ -53,43 +53,34 @@ class _DenseLayer(nn.Module):
     """BN-act-conv1x1-BN-act-conv3x3 adding ``growth_rate`` channels.
 
     Without a bottleneck (``bn_size=0``, the paper's plain nets) it is BN-act-conv3x3.
+
+    Attributes:
+        bottleneck: Whether the layer has the 1x1 bottleneck step (and so ``norm2`` and ``conv2``).
     """
 
     def __init__(
-        self,
-        in_channels: int,
-        growth_rate: int,
-        bn_size: int,
-        norm_cfg: dict,
-        act_cfg: dict,
-        drop_rate: float,
-        memory_efficient: bool,
+        self, in_channels: int, growth_rate: int, bn_size: int, norm_cfg: dict, act_cfg: dict, drop_rate: float
     ) -> None:
         super().__init__()
-        width = bn_size * growth_rate or growth_rate
+        self.bottleneck = bn_size > 0
+        width = bn_size * growth_rate if self.bottleneck else growth_rate
+        kernel = 1 if self.bottleneck else 3
         self.norm1 = build_norm_layer(norm_cfg, in_channels)[1]
         self.act = build_activation_layer(act_cfg)
-        kernel = 1 if bn_size else 3
         self.conv1 = nn.Conv2d(in_channels, width, kernel, padding=kernel // 2, bias=False)
-        if bn_size:
+        if self.bottleneck:
             self.norm2 = build_norm_layer(norm_cfg, width)[1]
             self.conv2 = nn.Conv2d(width, growth_rate, 3, padding=1, bias=False)
-        self.growth_rate = growth_rate
         self.drop_rate = drop_rate
-        self.memory_efficient = memory_efficient
 
+    @property
     def steps(self) -> list[NormActConv]:
-        """The layer's BN-ReLU-conv steps, in order."""
-        if hasattr(self, 'conv2'):
-            return [NormActConv(self.norm1, self.conv1), NormActConv(self.norm2, self.conv2)]
-        return [NormActConv(self.norm1, self.conv1)]
+        """The layer's norm-act-conv steps, in order (they share ``act``)."""
+        first = NormActConv(self.norm1, self.act, self.conv1)
+        return [first, NormActConv(self.norm2, self.act, self.conv2)] if self.bottleneck else [first]
 
-    def supports_shared_buffer(self) -> bool:
-        norms_ok = all(type(step.norm) is nn.BatchNorm2d and step.norm.affine for step in self.steps())
-        return norms_ok and type(self.act) is nn.ReLU and self.drop_rate == 0
-
-    def _concat_norm_act_conv(self, *features: Tensor) -> Tensor:
-        return self.conv1(self.act(self.norm1(torch.cat(features, 1))))
+    def _first_step(self, *features: Tensor) -> Tensor:
+        return self.steps[0](torch.cat(features, 1))
 
     @contextmanager
     def _scratch_running_stats(self) -> Iterator[None]:
@@ -113,78 +104,105 @@ class _DenseLayer(nn.Module):
     def _checkpoint_contexts(self) -> tuple[AbstractContextManager, AbstractContextManager]:
         return nullcontext(), self._scratch_running_stats()
 
-    def _checkpointed(self, features: list[Tensor]) -> Tensor:
+    def _checkpointed_first_step(self, features: list[Tensor]) -> Tensor:
         if torch.compiler.is_compiling():
             # Compiled graphs are functional: their recomputation never mutates buffers.
-            return cp.checkpoint(self._concat_norm_act_conv, *features, use_reentrant=False)
-        return cp.checkpoint(
-            self._concat_norm_act_conv, *features, use_reentrant=False, context_fn=self._checkpoint_contexts
-        )
+            return cp.checkpoint(self._first_step, *features, use_reentrant=False)
+        return cp.checkpoint(self._first_step, *features, use_reentrant=False, context_fn=self._checkpoint_contexts)
 
-    def forward(self, features: list[Tensor]) -> Tensor:
-        if self.memory_efficient and self.training and torch.is_grad_enabled():
-            out = self._checkpointed(features)
-        else:
-            out = self._concat_norm_act_conv(*features)
-        if hasattr(self, 'conv2'):
-            out = self.conv2(self.act(self.norm2(out)))
+    def forward(self, features: list[Tensor], checkpoint: bool = False) -> Tensor:
+        """The layer's new features from the block input and the earlier layers' outputs.
+
+        With ``checkpoint``, the first step (with the concatenation) is recomputed in backward, not stored.
+        """
+        out = self._checkpointed_first_step(features) if checkpoint else self._first_step(*features)
+        for step in self.steps[1:]:
+            out = step(out)
         if self.drop_rate > 0:
             out = F.dropout(out, p=self.drop_rate, training=self.training)
         return out
 
 
-class _DenseBlock(nn.Module):
-    """Layers that each see the concatenation of the block input and all earlier outputs."""
+class BlockStrategy(Enum):
+    """How a dense block runs; :meth:`_DenseBlock.strategy` chooses."""
 
-    def __init__(self, num_layers: int, in_channels: int, growth_rate: int, **layer_kwargs) -> None:
+    CONCATENATE = 'concatenate'  # each layer concatenates the earlier features, as torchvision's
+    CHECKPOINT = 'checkpoint'  # the same, each layer's first step recomputed in backward
+    SHARED_BUFFER = 'shared buffer'  # one buffer for all features (see _shared_buffer)
+
+
+class _DenseBlock(nn.Module):
+    """Layers that each see the concatenation of the block input and all earlier outputs.
+
+    Args:
+        num_layers: Number of dense layers.
+        in_channels: Channels of the block input.
+        growth_rate: Channels each layer adds.
+        memory_efficient: Recompute in backward instead of storing (see :meth:`strategy`).
+        **layer_kwargs: The rest of :class:`_DenseLayer`'s arguments.
+    """
+
+    def __init__(
+        self, num_layers: int, in_channels: int, growth_rate: int, memory_efficient: bool, **layer_kwargs
+    ) -> None:
         super().__init__()
+        self.growth_rate = growth_rate
+        self.memory_efficient = memory_efficient
         self.block = nn.ModuleList(
             _DenseLayer(in_channels + i * growth_rate, growth_rate, **layer_kwargs) for i in range(num_layers)
         )
 
+    def strategy(self, x: Tensor) -> BlockStrategy:
+        """How the block runs on ``x``, here and now.
+
+        - The shared buffer can serve in eager mode (torch.compile and tracing capture the modules'
+          own operations) the layers that :func:`shared_buffer_serves` names, in fp32 and under autocast.
+        - Where gradients are needed, the memory-efficient mode recomputes instead of storing: in the
+          shared buffer where it can serve (its own backward recomputes BN-ReLU, no convolution), else
+          by checkpointing each layer's concatenation-norm-act-conv. The plain mode concatenates.
+        - Without gradients the shared buffer serves on CPU in either mode: it saves the concatenations'
+          copies. CUDA inference concatenates: small batches there are bound by the host's per-operation
+          cost, and the concatenating layer issues the fewest operations (measured on an H100: the
+          buffer took 1.6x torchvision's time at batch 64).
+        """
+        eager = not (torch.compiler.is_compiling() or torch.jit.is_tracing())
+        buffer_serves = eager and all(shared_buffer_serves(layer.steps, layer.drop_rate) for layer in self.block)
+        needs_grad = torch.is_grad_enabled() and (x.requires_grad or any(p.requires_grad for p in self.parameters()))
+        if needs_grad and self.memory_efficient:
+            return BlockStrategy.SHARED_BUFFER if buffer_serves else BlockStrategy.CHECKPOINT
+        if not needs_grad and buffer_serves and x.device.type != 'cuda':
+            return BlockStrategy.SHARED_BUFFER
+        return BlockStrategy.CONCATENATE
+
     def forward(self, x: Tensor) -> Tensor:
-        if self._use_shared_buffer(x):
-            return shared_buffer_block(x, [layer.steps() for layer in self.block], self.block[0].growth_rate)
+        strategy = self.strategy(x)
+        if strategy is BlockStrategy.SHARED_BUFFER:
+            return shared_buffer_block(x, [layer.steps for layer in self.block], self.growth_rate)
         features = [x]
         for layer in self.block:
-            features.append(layer(features))
+            features.append(layer(features, checkpoint=strategy is BlockStrategy.CHECKPOINT))
         return torch.cat(features, 1)
 
-    def _use_shared_buffer(self, x: Tensor) -> bool:
-        """Whether the block runs through the shared buffer rather than by concatenation.
 
-        - It serves BN-ReLU layers without dropout, in eager mode: compiled and traced graphs
-          (and other layers) concatenate, recomputing by checkpoint in memory-efficient mode.
-        - With gradients, it is the memory-efficient mode: it recomputes BN-ReLU in backward.
-        - Without, it saves the concatenations' copies on CPU. On CUDA, inference concatenates:
-          small batches there are bound by the host's per-operation cost, and the concatenating
-          layer issues the fewest operations (measured on an H100: the buffer took 1.6x
-          torchvision's time at batch 64).
-        """
-        if torch.compiler.is_compiling() or torch.jit.is_tracing():
-            return False
-        if not all(layer.supports_shared_buffer() for layer in self.block):
-            return False
-        needs_grad = torch.is_grad_enabled() and (x.requires_grad or any(p.requires_grad for p in self.parameters()))
-        if needs_grad:
-            return self.block[0].memory_efficient
-        return x.device.type != 'cuda'
+class _Transition(nn.Module):
+    """Between two dense blocks: BN-act (the tap), then a 1x1 conv and 2x2 average pooling.
 
+    Declared, and keyed, in the published order (norm, act, conv, pool), but it pools before the
+    conv: the two commute (one mixes channels, the other averages pixels), and the conv then runs on
+    a quarter of the pixels. Outputs agree with the published order to rounding.
+    """
 
-def _transition(in_channels: int, out_channels: Optional[int], norm_cfg: dict, act_cfg: dict) -> nn.Sequential:
-    """BN-act after a dense block, then (between blocks) conv1x1 and 2x2 average pooling."""
-    norm = build_norm_layer(norm_cfg, in_channels)[1]
-    act = build_activation_layer(act_cfg)
-    if out_channels is None:
-        return nn.Sequential(norm, act)
-    return nn.Sequential(
-        OrderedDict(
-            norm=norm,
-            act=act,
-            conv=nn.Conv2d(in_channels, out_channels, 1, bias=False),
-            pool=nn.AvgPool2d(2, 2),
-        )
-    )
+    def __init__(self, in_channels: int, out_channels: int, norm_cfg: dict, act_cfg: dict) -> None:
+        super().__init__()
+        self.norm = build_norm_layer(norm_cfg, in_channels)[1]
+        self.act = build_activation_layer(act_cfg)
+        self.conv = nn.Conv2d(in_channels, out_channels, 1, bias=False)
+        self.pool = nn.AvgPool2d(2, 2)
+
+    def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        """The tap ``act(norm(x))`` and the next block's input."""
+        tap = self.act(self.norm(x))
+        return tap, self.conv(self.pool(tap))
 
 
 @MODELS.register_module()
@@ -202,12 +220,18 @@ class DenseNet(BaseModule):
         frozen_stages: -1 freezes nothing, 0 the stem, k the stem and the first k dense
             blocks with the transitions that follow them.
         norm_eval: Keep every norm layer in eval mode while training.
-        memory_efficient: Recompute concat-BN-act-conv1x1 in backward instead of storing
-            it. Exact: outputs, gradients and running statistics equal the plain mode's.
+        memory_efficient: Recompute in backward what the plain mode stores (BN-ReLU in the shared
+            buffer, else concat-BN-act-conv1x1; see ``_DenseBlock.strategy``). Exact: outputs,
+            gradients and running statistics equal the plain mode's.
         drop_rate: Dropout probability on each layer's new features.
         norm_cfg: Config of the norm layers.
         act_cfg: Config of the activations.
         init_cfg: Initialisation config; defaults to torchvision's scheme.
+
+    Attributes:
+        feature_info: One dict per dense block, as timm's: ``num_chs`` and ``reduction`` (stride) of
+            its tap, and ``module``, the name of the activation whose output is the tap
+            (``transitions.i.act``, and ``transitions.{last}.1`` for the final BN-act).
     """
 
     arch_settings: dict[str, ArchSetting] = {
@@ -269,8 +293,7 @@ class DenseNet(BaseModule):
 
         self.stages = nn.ModuleList()
         self.transitions = nn.ModuleList()
-        self.block_channels: list[int] = []
-        self.block_strides: list[int] = []
+        self.feature_info: list[dict[str, Union[int, str]]] = []
         channels = init_channels
         for i, num_layers in enumerate(depths):
             self.stages.append(
@@ -278,22 +301,26 @@ class DenseNet(BaseModule):
                     num_layers,
                     channels,
                     self.growth_rate,
+                    memory_efficient,
                     bn_size=setting['bn_size'],
                     norm_cfg=norm_cfg,
                     act_cfg=act_cfg,
                     drop_rate=drop_rate,
-                    memory_efficient=memory_efficient,
                 )
             )
             channels += num_layers * self.growth_rate
-            self.block_channels.append(channels)
-            self.block_strides.append(stride * 2**i)
-            is_last = i == num_blocks - 1
-            out_channels = None if is_last else int(channels * setting['compression'])
-            self.transitions.append(_transition(channels, out_channels, norm_cfg, act_cfg))
-            channels = out_channels or channels
+            if i < num_blocks - 1:
+                out_channels = int(channels * setting['compression'])
+                self.transitions.append(_Transition(channels, out_channels, norm_cfg, act_cfg))
+                tap = 'act'
+            else:
+                # The final BN-act, keyed transitions.{i}.0.* as in mmpretrain's checkpoints.
+                final = nn.Sequential(build_norm_layer(norm_cfg, channels)[1], build_activation_layer(act_cfg))
+                self.transitions.append(final)
+                out_channels, tap = channels, '1'
+            self.feature_info.append(dict(num_chs=channels, reduction=stride * 2**i, module=f'transitions.{i}.{tap}'))
+            channels = out_channels
 
-        self.out_channels = tuple(self.block_channels[i] for i in self.out_indices)
         if memory_efficient:
             self._check_exact_recompute()
         self._freeze_stages()
@@ -378,16 +405,26 @@ class DenseNet(BaseModule):
         finally:
             self.init_cfg = init_cfg
 
+    @property
+    def block_channels(self) -> list[int]:
+        """Channels of every block's tap (``feature_info``'s ``num_chs``)."""
+        return [info['num_chs'] for info in self.feature_info]
+
+    @property
+    def block_strides(self) -> list[int]:
+        """Stride of every block's tap (``feature_info``'s ``reduction``)."""
+        return [info['reduction'] for info in self.feature_info]
+
+    @property
+    def out_channels(self) -> tuple[int, ...]:
+        """Channels of the taps that ``forward`` returns."""
+        return tuple(self.feature_info[i]['num_chs'] for i in self.out_indices)
+
     def forward(self, x: Tensor) -> tuple[Tensor, ...]:
-        num_blocks = len(self.stages)
         x = self.stem(x)
-        outs = []
-        for i, (stage, transition) in enumerate(zip(self.stages, self.transitions)):
-            tap = transition[:2](stage(x))  # BN-act of the block output
-            if i < num_blocks - 1:
-                # Pooling before the 1x1 conv: both are linear and act on different axes, so they
-                # commute, and the conv then runs on a quarter of the pixels.
-                x = transition.conv(transition.pool(tap))
-            if i in self.out_indices:
-                outs.append(tap)
-        return tuple(outs)
+        taps = []
+        for stage, transition in zip(self.stages[:-1], self.transitions[:-1]):
+            tap, x = transition(stage(x))
+            taps.append(tap)
+        taps.append(self.transitions[-1](self.stages[-1](x)))
+        return tuple(taps[i] for i in self.out_indices)

@@ -10,6 +10,7 @@ from precision_checks import train_step as weighted_train_step
 from torch import nn
 
 from mmdensenet.models import DenseNet
+from mmdensenet.models.backbones.densenet import BlockStrategy
 from mmdensenet.registry import MODELS
 
 TINY = dict(growth_rate=8, depths=(1, 2, 3, 4), init_channels=16)  # taps: 24, 28, 38, 51 channels
@@ -21,7 +22,7 @@ def num_params(module: nn.Module) -> int:
 
 def classifier_params(backbone: DenseNet, num_classes: int) -> int:
     """Backbone parameters plus those of a linear head on the last tap."""
-    return num_params(backbone) + (backbone.block_channels[-1] + 1) * num_classes
+    return num_params(backbone) + (backbone.feature_info[-1]['num_chs'] + 1) * num_classes
 
 
 @pytest.mark.parametrize(
@@ -83,11 +84,116 @@ def test_last_tap_is_relu_of_the_final_norm() -> None:
     with torch.no_grad():
         feats = model.stem(x)
         for stage, transition in zip(model.stages[:3], model.transitions[:3]):
-            feats = transition(stage(feats))
+            _, feats = transition(stage(feats))
         expected = torch.relu(model.transitions[3][0](model.stages[3](feats)))
         outs = model(x)
     assert model.out_channels == (38, 51)
     torch.testing.assert_close(outs[1], expected)
+
+
+@pytest.mark.parametrize(
+    'arch, size, expected',
+    [
+        (
+            '121',
+            64,
+            [
+                (256, 4, 'transitions.0.act'),
+                (512, 8, 'transitions.1.act'),
+                (1024, 16, 'transitions.2.act'),
+                (1024, 32, 'transitions.3.1'),
+            ],
+        ),
+        (
+            'bc-l100-k12',
+            32,
+            [(216, 1, 'transitions.0.act'), (300, 2, 'transitions.1.act'), (342, 4, 'transitions.2.1')],
+        ),
+    ],
+)
+def test_feature_info_describes_each_tap_and_the_module_that_outputs_it(arch: str, size: int, expected: list) -> None:
+    model = DenseNet(arch, out_indices=tuple(range(len(expected)))).eval()
+    assert model.feature_info == [dict(num_chs=c, reduction=r, module=m) for c, r, m in expected]
+    hooked = []
+    for info in model.feature_info:
+        model.get_submodule(info['module']).register_forward_hook(lambda module, args, out: hooked.append(out))
+    with torch.no_grad():
+        outs = model(torch.randn(1, 3, size, size))
+    assert len(hooked) == len(outs) and all(a is b for a, b in zip(hooked, outs))
+    assert [o.shape[1:] for o in outs] == [(c, size // r, size // r) for c, r, _ in expected]
+
+
+def test_channel_and_stride_lists_derive_from_feature_info() -> None:
+    model = DenseNet('bc-l100-k12', out_indices=(0, 2))
+    assert model.block_channels == [216, 300, 342]
+    assert model.block_strides == [1, 2, 4]
+    assert model.out_channels == (216, 342)
+
+
+def test_transition_pools_first_and_agrees_with_its_declared_order() -> None:
+    """Keyed norm, act, conv, pool, as published; pooling first commutes with the 1x1 conv."""
+    transition = DenseNet(TINY).transitions[0]
+    assert [name for name, _ in transition.named_children()] == ['norm', 'act', 'conv', 'pool']
+    x = torch.randn(2, 24, 16, 16)
+    with torch.no_grad():
+        tap, downsampled = transition(x)
+        declared = nn.Sequential(*transition.children())(x)
+        expected_tap = transition.act(transition.norm(x))
+    assert torch.equal(tap, expected_tap)
+    assert downsampled.shape == declared.shape == (2, 12, 8, 8)
+    torch.testing.assert_close(downsampled, declared)
+
+
+SMALL = dict(growth_rate=4, depths=(1, 2), init_channels=8)
+CONCATENATE, CHECKPOINT, SHARED_BUFFER = (
+    BlockStrategy.CONCATENATE,
+    BlockStrategy.CHECKPOINT,
+    BlockStrategy.SHARED_BUFFER,
+)
+
+
+@pytest.mark.parametrize(
+    'kwargs, training, grad, expected',
+    [
+        (dict(), True, True, [CONCATENATE] * 2),
+        (dict(memory_efficient=True), True, True, [SHARED_BUFFER] * 2),
+        (dict(memory_efficient=True), False, True, [SHARED_BUFFER] * 2),  # gradients, not the mode, decide
+        (dict(memory_efficient=True, norm_cfg=dict(type='GN', num_groups=1)), True, True, [CHECKPOINT] * 2),
+        (dict(memory_efficient=True, act_cfg=dict(type='LeakyReLU')), True, True, [CHECKPOINT] * 2),
+        (dict(memory_efficient=True, drop_rate=0.1), True, True, [CHECKPOINT] * 2),
+        (dict(), False, False, [SHARED_BUFFER] * 2),  # inference on CPU, in either mode
+        (dict(memory_efficient=True), True, False, [SHARED_BUFFER] * 2),
+        (dict(norm_cfg=dict(type='GN', num_groups=1)), False, False, [CONCATENATE] * 2),
+        (dict(norm_cfg=dict(type='SyncBN')), False, False, [CONCATENATE] * 2),  # a subclass of BatchNorm2d
+        (dict(frozen_stages=1), True, True, [SHARED_BUFFER, CONCATENATE]),  # nothing in block 0 needs gradients
+        (dict(memory_efficient=True, frozen_stages=1), True, True, [SHARED_BUFFER] * 2),
+    ],
+)
+def test_strategy_in_eager_mode_on_cpu(
+    strategies: list, kwargs: dict, training: bool, grad: bool, expected: list
+) -> None:
+    model = DenseNet(SMALL, **kwargs).train(training)
+    with torch.set_grad_enabled(grad):
+        model(torch.randn(2, 3, 32, 32))
+    assert strategies == expected
+
+
+@pytest.mark.filterwarnings('ignore::FutureWarning', 'ignore::torch.jit.TracerWarning')
+@pytest.mark.parametrize(
+    'memory_efficient, grad, expected',
+    [(False, True, CONCATENATE), (True, True, CHECKPOINT), (True, False, CONCATENATE)],
+)
+def test_traced_and_compiled_graphs_never_take_the_shared_buffer(
+    strategies: list, memory_efficient: bool, grad: bool, expected: BlockStrategy
+) -> None:
+    model = DenseNet(SMALL, memory_efficient=memory_efficient).train()
+    x = torch.randn(2, 3, 32, 32)
+    with torch.set_grad_enabled(grad):
+        torch.jit.trace(model, x, check_trace=False)
+        assert strategies == [expected] * 2
+        strategies.clear()
+        torch.compile(model, backend='eager')(x)
+    assert strategies == [expected] * 2
 
 
 def test_subset_and_negative_out_indices() -> None:
@@ -106,6 +212,7 @@ def test_cifar_stem_keeps_resolution_and_has_three_blocks() -> None:
 def test_plain_cifar_layers_have_no_bottleneck() -> None:
     layer = DenseNet('l40-k12').stages[0].block[0]
     assert layer.conv1.kernel_size == (3, 3)
+    assert not layer.bottleneck and len(layer.steps) == 1
     assert not hasattr(layer, 'conv2')
 
 

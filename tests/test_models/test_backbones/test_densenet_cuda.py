@@ -14,6 +14,7 @@ import torch
 from precision_checks import assert_within_plain_rounding, train_step, twins
 
 from mmdensenet.models import DenseNet
+from mmdensenet.models.backbones.densenet import BlockStrategy
 
 pytestmark = [pytest.mark.cuda, pytest.mark.skipif(not torch.cuda.is_available(), reason='needs a CUDA GPU')]
 
@@ -54,6 +55,22 @@ def test_inference_matches_the_autograd_path(memory_efficient: bool, amp: bool) 
     for a, b in zip(inferred, tracked):
         assert a.dtype == b.dtype
         torch.testing.assert_close(a, b.detach())
+
+
+@pytest.mark.parametrize(
+    'memory_efficient, grad, expected',
+    [
+        (False, False, BlockStrategy.CONCATENATE),  # inference on CUDA concatenates in either mode
+        (True, False, BlockStrategy.CONCATENATE),
+        (False, True, BlockStrategy.CONCATENATE),
+        (True, True, BlockStrategy.SHARED_BUFFER),
+    ],
+)
+def test_strategy_on_cuda(strategies: list, memory_efficient: bool, grad: bool, expected: BlockStrategy) -> None:
+    model = DenseNet(ARCH, memory_efficient=memory_efficient).cuda().train()
+    with torch.set_grad_enabled(grad), torch.autocast('cuda'):
+        model(torch.randn(2, 3, 64, 64, device='cuda'))
+    assert strategies == [expected] * 4
 
 
 def _peak_train_step_bytes(model: DenseNet, x: torch.Tensor) -> int:
