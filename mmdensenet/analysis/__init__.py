@@ -1,4 +1,4 @@
-"""Analysis tools: FLOPs and parameter counts, training curves and image inference.
+"""Measuring: FLOPs and parameter counts, training curves.
 
-Import the submodules (``curves``, ``complexity``, ``inference``); each pulls in only what it needs.
+Import the submodules (``complexity``, ``curves``); each pulls in only what it needs.
 """
