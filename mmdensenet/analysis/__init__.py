@@ -1,5 +1,5 @@
-"""Analysis tools: FLOPs and parameter counts, training curves, image inference and benchmarks.
+"""Measuring: FLOPs and parameter counts, speed and memory against torchvision, training curves.
 
-Import the submodules (``curves``, ``complexity``, ``inference``, ``benchmark``, ``benchmark_report``);
-each pulls in only what it needs.
+Import the submodules (``complexity``, ``benchmark``, ``benchmark_report``, ``curves``); each pulls in
+only what it needs.
 """

@@ -11,7 +11,6 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, Callable, Optional, TypeVar
 
-import torch.nn as nn
 from mmengine.config import Config
 from mmengine.hooks import Hook
 from mmengine.registry.build_functions import build_from_cfg
@@ -21,6 +20,7 @@ from ..errors import ToolError, one_line
 from ..outputs import check_output, writable_folder
 from .distributed import prepare_distributed
 from .loading import Checkpoint, check_fits, checkpoint_to_load, unwrapped
+from .model import check_head_width
 
 T = TypeVar('T')
 
@@ -92,26 +92,6 @@ def _message(error: BaseException) -> str:
     if isinstance(error, (ValueError, TypeError, AssertionError)) and str(error):
         return one_line(error)
     return f'{type(error).__name__}: {one_line(error)}'
-
-
-def check_head_width(model: nn.Module) -> None:
-    """Refuses a classifier whose head takes another number of channels than its backbone gives.
-
-    Checked where the backbone says what it gives (``out_channels``, as ours does) and the neck,
-    if any, is global average pooling, which keeps the channels.
-    """
-    from mmpretrain.models.necks import GlobalAveragePooling
-
-    backbone, neck, head = (getattr(model, name, None) for name in ('backbone', 'neck', 'head'))
-    channels = getattr(backbone, 'out_channels', None)
-    width = getattr(head, 'in_channels', None)
-    if not channels or not isinstance(width, int) or not (neck is None or isinstance(neck, GlobalAveragePooling)):
-        return
-    if width != channels[-1]:
-        raise ToolError(
-            f'model.head: in_channels is {width}, but the backbone gives {channels[-1]} '
-            f'(its out_channels are {list(channels)})'
-        )
 
 
 def run(cfg: Config, launcher: str, job: Callable[[Runner], T], order: Sequence[str], what: str) -> T:

@@ -1,6 +1,5 @@
 """Training and testing from a config, as ``tools/train.py`` and ``tools/test.py`` run them."""
 
-import inspect
 import os
 from contextlib import nullcontext
 from pathlib import Path
@@ -13,8 +12,9 @@ from mmengine.evaluator import DumpResults
 from mmengine.runner import Runner
 
 from ..engine import find_resumable_checkpoint
-from ..errors import ToolError, reraise_as_tool_error
+from ..errors import ToolError
 from ..outputs import atomic_output, check_output, writable_folder
+from .config import load_config
 from .loading import is_url
 from .runner import run
 
@@ -24,50 +24,8 @@ TRAIN_ORDER = (*TRAIN_KEYS, 'param_scheduler', 'val_dataloader', 'val_evaluator'
 TEST_KEYS = ('model', 'test_dataloader', 'test_evaluator', 'test_cfg')
 TEST_ORDER = TEST_KEYS
 DATALOADERS = ('train_dataloader', 'val_dataloader', 'test_dataloader')
-# Top-level settings that mmengine's Runner (its arguments, and what from_cfg reads besides) or
-# these tools read, so that --cfg-options may add them to a config that lacks them.
-RUNNER_SETTINGS = {
-    *(name for name in inspect.signature(Runner.__init__).parameters if name != 'self'),
-    *('compile', 'activation_checkpointing', 'efficient_conv_bn_eval', 'model_wrapper_cfg'),
-    *('find_unused_parameters', 'sync_bn', 'runner_type', 'custom_imports', 'tta_model', 'tta_pipeline'),
-}
 # What ``--out`` may be: predictions are pickled; metrics go to any format mmengine.dump writes.
 OUT_SUFFIXES = {'pred': ('.pkl', '.pickle'), 'metrics': ('.pkl', '.pickle', '.json', '.yaml', '.yml')}
-
-
-def _check_file(path: Union[str, Path], what: str) -> None:
-    if not Path(path).is_file():
-        raise ToolError(f'{what} not found: {path}')
-
-
-def _check_new_keys(cfg: Config, cfg_options: dict) -> None:
-    """Refuses a ``--cfg-options`` key that starts a new top-level setting nothing reads (a typo, say)."""
-    unknown = sorted({key.split('.')[0] for key in cfg_options} - set(cfg.keys()) - RUNNER_SETTINGS)
-    if unknown:
-        raise ToolError(
-            f'--cfg-options: {", ".join(unknown)} is not a key of {cfg.filename} nor a setting that '
-            "mmengine's Runner reads; a new top-level key goes into a config file"
-        )
-
-
-def load_config(config: Union[str, Path], cfg_options: Optional[dict] = None, work_dir: Optional[str] = None) -> Config:
-    """Reads a config, applies ``--cfg-options`` and sets the work dir.
-
-    The work dir defaults to ``work_dirs/<config name>`` when neither ``work_dir`` nor the
-    config gives one.
-    """
-    _check_file(config, 'config file')
-    with reraise_as_tool_error(f'cannot read config {config}'):
-        cfg = Config.fromfile(config)
-    if cfg_options:
-        _check_new_keys(cfg, cfg_options)
-        with reraise_as_tool_error('--cfg-options'):
-            cfg.merge_from_dict(cfg_options)
-    if work_dir is not None:
-        cfg.work_dir = work_dir
-    elif cfg.get('work_dir') is None:
-        cfg.work_dir = str(Path('work_dirs') / Path(config).stem)
-    return cfg
 
 
 def _require(cfg: Config, keys: tuple[str, ...], job: str) -> None:
@@ -219,8 +177,8 @@ def evaluate(
     out_item = out_item or 'pred'
     if out is not None and Path(out).suffix not in OUT_SUFFIXES[out_item]:
         raise ToolError(f'--out must be a {" or ".join(OUT_SUFFIXES[out_item])} file for {out_item}, got {out}')
-    if not is_url(checkpoint):
-        _check_file(checkpoint, 'checkpoint')
+    if not is_url(checkpoint) and not Path(checkpoint).is_file():
+        raise ToolError(f'checkpoint not found: {checkpoint}')
     cfg = load_config(config, cfg_options, work_dir)
     if out is not None:
         check_output(out, config, checkpoint)

@@ -1,26 +1,16 @@
-"""load_config and the checks train and test make before building a Runner."""
+"""The checks train and test make before building a Runner."""
 
 from pathlib import Path
 
 import pytest
 
-from mmdensenet.apis import evaluate, load_config, train
+from mmdensenet.apis import evaluate, train
 from mmdensenet.errors import ToolError
 
 CONFIG = Path(__file__).resolve().parents[2] / 'configs' / 'densenet121_4xb256_in1k.py'
 
 
-def test_load_config_applies_options_and_names_the_work_dir() -> None:
-    cfg = load_config(CONFIG, {'train_dataloader.batch_size': 32, 'train_dataloader.dataset.data_root': '/data/in1k'})
-    assert cfg.train_dataloader.batch_size == 32
-    assert cfg.train_dataloader.dataset.data_root == '/data/in1k'
-    assert cfg.work_dir == 'work_dirs/densenet121_4xb256_in1k'
-    assert load_config(CONFIG, work_dir='/tmp/run').work_dir == '/tmp/run'
-
-
 def test_missing_files_are_user_errors(tmp_path: Path) -> None:
-    with pytest.raises(ToolError, match='config file not found'):
-        load_config(tmp_path / 'missing.py')
     with pytest.raises(ToolError, match='checkpoint to resume from not found'):
         train(CONFIG, work_dir=str(tmp_path / 'run'), resume=str(tmp_path / 'missing.pth'))
     with pytest.raises(ToolError, match='checkpoint not found'):
@@ -40,11 +30,6 @@ def test_out_must_be_a_pickle(tmp_path: Path) -> None:
     with pytest.raises(ToolError, match=r'\.pkl'):
         evaluate(CONFIG, str(checkpoint), out=str(tmp_path / 'predictions.json'))
     assert not (tmp_path / 'predictions.json').exists()
-
-
-def test_malformed_cfg_options_name_the_flag() -> None:
-    with pytest.raises(ToolError, match='--cfg-options: '):
-        load_config(CONFIG, {'train_cfg.max_epochs.x': 1})
 
 
 def test_test_options_are_checked_before_any_work(tmp_path: Path) -> None:

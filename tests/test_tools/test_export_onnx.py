@@ -9,7 +9,7 @@ import pytest
 import torch
 from cli_helpers import REPO, assert_one_line_error, run_tool
 
-from mmdensenet.analysis.building import build_model, load_config
+from mmdensenet.apis import build_model, load_config
 
 TOOL = 'deployment/export_onnx.py'
 

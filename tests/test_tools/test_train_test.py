@@ -155,7 +155,7 @@ def test_checkpoint_of_another_model_is_refused_everywhere(trained: Path, tiny_c
 
 def test_resume_needs_a_training_checkpoint(tiny_config: Path, tmp_path: Path) -> None:
     cfg = Config.fromfile(tiny_config)
-    from mmdensenet.analysis.building import build_model
+    from mmdensenet.apis import build_model
 
     weights = tmp_path / 'weights.pth'
     torch.save({'state_dict': build_model(cfg).state_dict()}, weights)

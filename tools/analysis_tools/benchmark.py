@@ -22,6 +22,7 @@ import torch
 
 from mmdensenet.analysis.benchmark import IMPLEMENTATIONS, Setting, Variant, max_batch, measure, variants
 from mmdensenet.analysis.benchmark_report import format_table, plot, title
+from mmdensenet.apis import load_config
 from mmdensenet.cli import ArgumentParser, run_cli
 from mmdensenet.errors import ToolError, reraise_as_tool_error
 from mmdensenet.models import DenseNet
@@ -36,9 +37,7 @@ def backbone_config(config: Optional[str]) -> dict:
     """Our backbone's config from a model config, or DenseNet-121's."""
     if config is None:
         return dict(arch='121')
-    from mmdensenet.analysis.building import load_config
-
-    backbone = dict(load_config(config).model.get('backbone', {}))
+    backbone = dict((load_config(config).get('model') or {}).get('backbone', {}))
     if backbone.pop('type', None) not in ('mmdensenet.DenseNet', 'DenseNet'):
         raise ToolError(f'{config} has no mmdensenet.DenseNet backbone')
     backbone.pop('init_cfg', None)

@@ -9,8 +9,8 @@ python tools/analysis_tools/get_flops.py configs/densenet121_4xb256_in1k.py [CON
 
 import argparse
 
-from mmdensenet.analysis.building import build_model, load_config
 from mmdensenet.analysis.complexity import analyze_complexity
+from mmdensenet.apis import build_model, load_config
 from mmdensenet.cli import ArgumentParser, run_cli
 from mmdensenet.errors import ToolError
 

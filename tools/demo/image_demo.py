@@ -6,7 +6,7 @@ python tools/demo/image_demo.py CONFIG CHECKPOINT IMAGE [--out FILE.png] [--devi
 import argparse
 from pathlib import Path
 
-from mmdensenet.analysis.inference import ImageClassification, draw_predictions
+from mmdensenet.apis import ImageClassification, draw_predictions
 from mmdensenet.cli import ArgumentParser, run_cli
 from mmdensenet.errors import ToolError
 from mmdensenet.outputs import check_output, require_png

@@ -19,9 +19,7 @@ import torch.nn as nn
 from torch.onnx._constants import ONNX_MIN_OPSET as MIN_OPSET
 from torch.onnx._constants import ONNX_TORCHSCRIPT_EXPORTER_MAX_OPSET as MAX_OPSET
 
-from mmdensenet.analysis.building import build_model, load_config
-from mmdensenet.apis.loading import load_weights
-from mmdensenet.apis.runner import check_head_width
+from mmdensenet.apis import init_model
 from mmdensenet.cli import ArgumentParser, run_cli
 from mmdensenet.errors import ToolError, reraise_as_tool_error
 from mmdensenet.outputs import atomic_output, check_output
@@ -93,11 +91,7 @@ def parse_args() -> argparse.Namespace:
 def main() -> None:
     args = parse_args()
     check_output(args.out, args.config, args.checkpoint)
-    classifier = build_model(load_config(args.config))
-    check_head_width(classifier)
-    if args.checkpoint:
-        load_weights(classifier, args.checkpoint)
-    model = Logits(classifier).eval()
+    model = Logits(init_model(args.config, args.checkpoint)).eval()
     with atomic_output(args.out) as tmp:
         with reraise_as_tool_error('ONNX export failed'):
             export(model, args.img_size, args.opset, tmp)

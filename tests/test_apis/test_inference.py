@@ -1,4 +1,4 @@
-"""mmdensenet.analysis.inference: prediction, class names and the picture, in-process."""
+"""mmdensenet.apis.inference: prediction, class names and the picture, in-process."""
 
 from pathlib import Path
 
@@ -12,7 +12,7 @@ from mmpretrain.registry import MODELS
 from PIL import Image
 
 import mmdensenet  # noqa: F401  (registers mmdensenet.DenseNet)
-from mmdensenet.analysis.inference import ImageClassification, Prediction, draw_predictions
+from mmdensenet.apis.inference import ImageClassification, Prediction, draw_predictions
 from mmdensenet.errors import ToolError
 
 REPO = Path(__file__).resolve().parents[2]

@@ -1,0 +1,49 @@
+"""Reading a config as the tools do: one-line errors, ``--cfg-options`` checked, a work dir set."""
+
+import inspect
+from pathlib import Path
+from typing import Optional, Union
+
+from mmengine.config import Config
+from mmengine.runner import Runner
+
+from ..errors import ToolError, reraise_as_tool_error
+
+# Top-level settings that mmengine's Runner (its arguments, and what from_cfg reads besides) or
+# these tools read, so that --cfg-options may add them to a config that lacks them.
+RUNNER_SETTINGS = {
+    *(name for name in inspect.signature(Runner.__init__).parameters if name != 'self'),
+    *('compile', 'activation_checkpointing', 'efficient_conv_bn_eval', 'model_wrapper_cfg'),
+    *('find_unused_parameters', 'sync_bn', 'runner_type', 'custom_imports', 'tta_model', 'tta_pipeline'),
+}
+
+
+def _check_new_keys(cfg: Config, cfg_options: dict) -> None:
+    """Refuses a ``--cfg-options`` key that starts a new top-level setting nothing reads (a typo, say)."""
+    unknown = sorted({key.split('.')[0] for key in cfg_options} - set(cfg.keys()) - RUNNER_SETTINGS)
+    if unknown:
+        raise ToolError(
+            f'--cfg-options: {", ".join(unknown)} is not a key of {cfg.filename} nor a setting that '
+            "mmengine's Runner reads; a new top-level key goes into a config file"
+        )
+
+
+def load_config(config: Union[str, Path], cfg_options: Optional[dict] = None, work_dir: Optional[str] = None) -> Config:
+    """Reads a config (running its ``custom_imports``), applies ``--cfg-options`` and sets the work dir.
+
+    The work dir defaults to ``work_dirs/<config name>`` when neither ``work_dir`` nor the
+    config gives one.
+    """
+    if not Path(config).is_file():
+        raise ToolError(f'config file not found: {config}')
+    with reraise_as_tool_error(f'cannot read config {config}'):
+        cfg = Config.fromfile(config)
+    if cfg_options:
+        _check_new_keys(cfg, cfg_options)
+        with reraise_as_tool_error('--cfg-options'):
+            cfg.merge_from_dict(cfg_options)
+    if work_dir is not None:
+        cfg.work_dir = work_dir
+    elif cfg.get('work_dir') is None:
+        cfg.work_dir = str(Path('work_dirs') / Path(config).stem)
+    return cfg

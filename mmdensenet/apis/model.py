@@ -1,0 +1,77 @@
+"""A config's model: built in the config's scope, checked, and given a checkpoint's weights, ready to run."""
+
+import copy
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Union
+
+import torch.nn as nn
+from mmengine.config import Config
+from mmengine.registry import MODELS, DefaultScope
+
+from ..errors import ToolError, reraise_as_tool_error
+from .config import load_config
+from .loading import load_weights
+
+DEFAULT_SCOPE = 'mmpretrain'
+
+
+def build_model(cfg: Config) -> nn.Module:
+    """Build the config's model, with its top-level ``data_preprocessor`` as the Runner adds it."""
+    if not isinstance(cfg.get('model'), dict):
+        raise ToolError(f'config {cfg.filename} defines no model')
+    model_cfg = copy.deepcopy(cfg.model)
+    if isinstance(cfg.get('data_preprocessor'), dict):
+        model_cfg.setdefault('data_preprocessor', cfg.data_preprocessor)
+    scope = cfg.get('default_scope', DEFAULT_SCOPE)
+    with reraise_as_tool_error("cannot build the config's model"), DefaultScope.overwrite_default_scope(scope):
+        return MODELS.build(model_cfg)
+
+
+def check_head_width(model: nn.Module) -> None:
+    """Refuses a classifier whose head takes another number of channels than its backbone gives.
+
+    Checked where the backbone says what it gives (``out_channels``, as ours does) and the neck,
+    if any, is global average pooling, which keeps the channels.
+    """
+    from mmpretrain.models.necks import GlobalAveragePooling
+
+    backbone, neck, head = (getattr(model, name, None) for name in ('backbone', 'neck', 'head'))
+    channels = getattr(backbone, 'out_channels', None)
+    width = getattr(head, 'in_channels', None)
+    if not channels or not isinstance(width, int) or not (neck is None or isinstance(neck, GlobalAveragePooling)):
+        return
+    if width != channels[-1]:
+        raise ToolError(
+            f'model.head: in_channels is {width}, but the backbone gives {channels[-1]} '
+            f'(its out_channels are {list(channels)})'
+        )
+
+
+def init_model(
+    config: Union[str, Path, Config], checkpoint: Union[str, Path, None] = None, device: str = 'cpu'
+) -> nn.Module:
+    """The config's model in eval mode on ``device``, as mmpretrain's ``init_model`` gives it, but strict.
+
+    Args:
+        config: A config file, or a config read with :func:`~mmdensenet.apis.load_config`.
+        checkpoint: Checkpoint file or URL, read with ``weights_only=True``; it must fit the model
+            exactly. Without one, the weights are random (PyTorch's defaults).
+        device: Where the model runs.
+
+    Returns:
+        The model, with the checkpoint's ``meta.dataset_meta`` (what mmengine's Runner saves, e.g.
+        the class names) as ``model.dataset_meta``: empty without a checkpoint or without one saved.
+    """
+    cfg = config if isinstance(config, Config) else load_config(config)
+    model = build_model(cfg)
+    check_head_width(model)
+    model.dataset_meta = {} if checkpoint is None else _dataset_meta(load_weights(model, str(checkpoint)).content)
+    with reraise_as_tool_error(f'cannot use device {device!r}'):
+        return model.to(device).eval()
+
+
+def _dataset_meta(content: Any) -> dict:
+    meta = content.get('meta') if isinstance(content, Mapping) else None
+    dataset_meta = meta.get('dataset_meta') if isinstance(meta, Mapping) else None
+    return dict(dataset_meta) if isinstance(dataset_meta, Mapping) else {}
