@@ -13,37 +13,18 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
-from urllib.parse import urlparse
 
-import torch
 import torch.nn as nn
 from mmengine.model import BaseTTAModel, is_model_wrapper
 from mmengine.runner.checkpoint import find_latest_checkpoint
 
-from ..errors import ToolError, reraise_as_tool_error
+from ..errors import ToolError
 from ..weights import CheckpointError, read_checkpoint, unwrap_state_dict
 from ..weights.checkpoint_io import StateDict
+from ..weights.download import cached_download, is_url
 
 # The prefix that mmengine's Runner strips from a checkpoint's keys before loading them.
 WRAPPER_PREFIX = re.compile(r'^module\.')
-
-
-def is_url(path: str) -> bool:
-    return urlparse(path).scheme in ('http', 'https')
-
-
-def fetch(url: str) -> Path:
-    """Downloads ``url`` into torch's hub cache (where mmengine keeps checkpoints), once.
-
-    Returns:
-        The local file.
-    """
-    cached = Path(torch.hub.get_dir()) / 'checkpoints' / Path(urlparse(url).path).name
-    if not cached.is_file():
-        cached.parent.mkdir(parents=True, exist_ok=True)
-        with reraise_as_tool_error(f'cannot download {url}'):
-            torch.hub.download_url_to_file(url, os.fspath(cached), progress=False)
-    return cached
 
 
 @dataclass(frozen=True)
@@ -58,7 +39,7 @@ class Checkpoint:
     def read(cls, path: str, what: str = 'checkpoint') -> 'Checkpoint':
         """Reads a local file or a URL (fetched first); ``what`` names it in errors, e.g. 'load_from'."""
         if is_url(path):
-            path = os.fspath(fetch(path))
+            path = os.fspath(cached_download(path))
         elif not Path(path).is_file():
             raise ToolError(f'{what} not found: {path}')
         try:
