@@ -1,9 +1,6 @@
 """Writing training checkpoints so that a kill cannot tear them, and choosing one to resume from."""
 
-import errno
-import glob
 import logging
-import os
 import re
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -12,7 +9,7 @@ from typing import Any, Optional, Union
 from mmengine.logging import print_log
 
 from ..errors import ToolError
-from ..outputs import atomic_output
+from ..outputs import atomic_output, remove_leftovers
 from ..weights import CheckpointError, read_checkpoint
 
 # What FaultToleranceHook saves when a signal stops training.
@@ -21,23 +18,6 @@ PREEMPTION_CHECKPOINT = 'preempted.pth'
 RESUMABLE_NAME = re.compile(r'(epoch|iter)_\d+\.pth|' + re.escape(PREEMPTION_CHECKPOINT))
 # The file in which mmengine's CheckpointHook names the last checkpoint it saved.
 LAST_CHECKPOINT = 'last_checkpoint'
-
-
-def _fsync(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _fsync_directory(directory: Path) -> None:
-    """Makes a rename in ``directory`` durable, where the file system can sync a directory."""
-    try:
-        _fsync(directory)
-    except OSError as error:
-        if error.errno not in (errno.EINVAL, errno.EBADF, errno.EACCES):
-            raise
 
 
 def atomic_save_checkpoint(
@@ -60,14 +40,10 @@ def atomic_save_checkpoint(
         save(out_dir, filename, file_client_args, **kwargs)
         return
     path = Path(out_dir) / filename
-    # What an earlier, killed save of the same file left: atomic_output's '.<name>.<random><suffix>'.
-    for leftover in path.parent.glob(f'.{glob.escape(path.name)}.*{glob.escape(path.suffix)}'):
-        leftover.unlink(missing_ok=True)
+    remove_leftovers(path)  # what an earlier, killed save of the same file left
     try:
         with atomic_output(path) as temporary:
             save(out_dir, temporary.name, **kwargs)
-            _fsync(temporary)
-        _fsync_directory(path.parent)
     except OSError as error:
         raise ToolError(f'cannot save checkpoint {path}: {error.strerror or error}') from error
 
