@@ -75,11 +75,16 @@ def resumable_candidates(work_dir: Union[str, Path]) -> list[Path]:
     return sorted(paths, key=lambda p: (p.stat().st_mtime_ns, p.name), reverse=True)
 
 
+def holds_training_state(checkpoint: Any) -> bool:
+    """Whether a loaded checkpoint has what resuming restores: the weights, and the epoch and iteration reached."""
+    meta = checkpoint.get('meta') if isinstance(checkpoint, Mapping) else None
+    return isinstance(meta, Mapping) and {'epoch', 'iter'} <= meta.keys() and 'state_dict' in checkpoint
+
+
 def check_resumable(path: Path) -> None:
     """Reads ``path`` (weights only); raises ``CheckpointError`` unless a run can resume from it."""
     checkpoint, _ = read_checkpoint(str(path))
-    meta = checkpoint.get('meta') if isinstance(checkpoint, Mapping) else None
-    if not isinstance(meta, Mapping) or not {'epoch', 'iter'} <= meta.keys() or 'state_dict' not in checkpoint:
+    if not holds_training_state(checkpoint):
         raise CheckpointError(f'{path} is not a training checkpoint: it has no epoch and iteration to resume from')
 
 

@@ -17,7 +17,14 @@ from mmengine.model.weight_init import PretrainedInit, update_init_info
 from mmengine.runner.checkpoint import get_torchvision_models
 from torch import nn
 
-from .checkpoint_io import CheckpointError, StateDict, errors_about, read_checkpoint, unwrap_state_dict
+from .checkpoint_io import (
+    DATA_PARALLEL_PREFIX,
+    CheckpointError,
+    StateDict,
+    errors_about,
+    read_checkpoint,
+    unwrap_state_dict,
+)
 from .download import cached_download, is_url
 from .torchvision_keys import (
     OLD_LAYER_KEY,
@@ -29,7 +36,6 @@ from .torchvision_keys import (
 )
 
 TORCHVISION_SCHEME = 'torchvision://'
-DATA_PARALLEL_PREFIX = 'module.'
 BACKBONE_PREFIX = 'backbone.'
 BACKBONE_MODULES = ('stem.', 'stages.', 'transitions.')
 KEYS_SHOWN = 3  # keys of an unrecognised checkpoint that an error names
