@@ -1,5 +1,7 @@
-"""Writing output files safely: never over an input, never half-written."""
+"""Writing output files safely: never over an input, never half-written, on disk once written."""
 
+import errno
+import glob
 import os
 import tempfile
 from collections.abc import Iterator
@@ -49,9 +51,36 @@ def _current_umask() -> int:
     return umask
 
 
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _fsync_folder(folder: Path) -> None:
+    """Makes a rename in ``folder`` durable, where the file system can sync a folder."""
+    try:
+        _fsync(folder)
+    except OSError as error:
+        if error.errno not in (errno.EINVAL, errno.EBADF, errno.EACCES):
+            raise
+
+
+def remove_leftovers(out_file: Path) -> None:
+    """Removes what killed writes of ``out_file`` through :func:`atomic_output` left beside it."""
+    for leftover in out_file.parent.glob(f'.{glob.escape(out_file.name)}.*{glob.escape(out_file.suffix)}'):
+        leftover.unlink(missing_ok=True)
+
+
 @contextmanager
 def atomic_output(out_file: Path) -> Iterator[Path]:
-    """Yield a temporary path next to ``out_file``, renamed to it only if the block succeeds."""
+    """Yield a temporary path next to ``out_file``, renamed to it only if the block succeeds.
+
+    The file is flushed to disk before the rename and the rename after it, so that even a power
+    cut leaves either the previous ``out_file`` or the complete new one.
+    """
     out_file.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=f'.{out_file.name}.', suffix=out_file.suffix, dir=out_file.parent)
     os.close(fd)
@@ -59,6 +88,8 @@ def atomic_output(out_file: Path) -> Iterator[Path]:
     tmp.chmod(0o666 & ~_current_umask())  # mkstemp creates 0600; give the usual permissions
     try:
         yield tmp
+        _fsync(tmp)
         os.replace(tmp, out_file)
+        _fsync_folder(out_file.parent)
     finally:
         tmp.unlink(missing_ok=True)

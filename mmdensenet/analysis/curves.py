@@ -15,6 +15,7 @@ from typing import Union
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
+from ..errors import ToolError
 from ..outputs import atomic_output, check_output, require_png
 
 SCALAR_LOG_NAME = 'scalars.json'
@@ -61,13 +62,13 @@ def find_scalar_log(log_path: Union[str, Path]) -> Path:
     if path.is_file():
         return path
     if not path.is_dir():
-        raise FileNotFoundError(f'no such file or folder: {path}')
+        raise ToolError(f'no such file or folder: {path}')
     for candidate in (path / SCALAR_LOG_NAME, path / 'vis_data' / SCALAR_LOG_NAME):
         if candidate.is_file():
             return candidate
     runs = sorted(path.glob(f'*/vis_data/{SCALAR_LOG_NAME}'))  # timestamps sort by time
     if not runs:
-        raise FileNotFoundError(f'no vis_data/{SCALAR_LOG_NAME} in {path} or its run folders')
+        raise ToolError(f'no vis_data/{SCALAR_LOG_NAME} in {path} or its run folders')
     return runs[-1]
 
 
@@ -82,9 +83,9 @@ def read_scalar_log(log_file: Union[str, Path]) -> ScalarLog:
             try:
                 record = json.loads(line)
             except json.JSONDecodeError as exc:
-                raise ValueError(f'{log_file}:{line_number} is not JSON ({exc.msg})') from exc
+                raise ToolError(f'{log_file}:{line_number} is not JSON ({exc.msg})') from exc
             if not isinstance(record, dict) or 'step' not in record:
-                raise ValueError(f'{log_file}:{line_number} is not a scalar record with a "step"')
+                raise ToolError(f'{log_file}:{line_number} is not a scalar record with a "step"')
             if any(key.startswith(LOSS_PREFIX) for key in record):
                 train.append(record)
             elif any(key.startswith(ACCURACY_PREFIX) for key in record):
@@ -119,7 +120,7 @@ def plot_training_curves(log_path: Union[str, Path], out_file: Union[str, Path])
     check_output(out_file, log_file)
     log = read_scalar_log(log_file)
     if not log.loss_keys:
-        raise ValueError(f'{log_file} has no training loss records')
+        raise ToolError(f'{log_file} has no training loss records')
 
     panels = 2 if log.accuracy_keys else 1
     figure = Figure(figsize=(6 * panels, 4.5), layout='constrained')

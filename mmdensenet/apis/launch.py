@@ -1,15 +1,19 @@
 """torchrun for the distributed scripts, with a user's mistake reported once, as one line.
 
-``python -m mmdensenet.apis.launch [torchrun's arguments] SCRIPT [ARGS]`` runs torchrun in this
-process. Each training or test process that stops on a user's mistake (a config key, a file) writes
-its one-line error into a folder this launcher makes, instead of printing it (see
-:func:`mmdensenet.cli.run_cli`). When the run fails, the launcher prints each distinct line once and
-exits with the processes' status; torchrun would print the line once per process, followed by its
-own report and traceback. A failure that no process reported as the user's keeps torchrun's report.
+``python -m mmdensenet.apis.launch tools/train.py CONFIG GPUS [ARGS]`` (or ``tools/test.py CONFIG
+CHECKPOINT GPUS [ARGS]``), what ``tools/dist_train.sh`` (``dist_test.sh``) runs, checks the
+arguments and runs torchrun in this process: GPUS processes on each of the nodes that NNODES,
+NODE_RANK, MASTER_ADDR and PORT describe. Each training or test process that stops on a user's
+mistake (a config key, a file) writes its one-line error into a folder this launcher makes, instead
+of printing it (see :func:`mmdensenet.cli.run_cli`). When the run fails, the launcher prints each
+distinct line once and exits with the processes' status; torchrun would print the line once per
+process, followed by its own report and traceback. A failure that no process reported as the
+user's keeps torchrun's report.
 """
 
 import logging
 import os
+import re
 import sys
 import tempfile
 from pathlib import Path
@@ -18,7 +22,12 @@ from typing import Optional
 from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
 from torch.distributed.run import parse_args, run
 
-from ..cli import ERROR_FOLDER_VARIABLE
+from ..cli import ERROR_FOLDER_VARIABLE, _exit_with
+from ..errors import ToolError
+from ..weights.download import is_url
+
+# The arguments of each tool before its own, as tools/dist_<tool>.sh takes them.
+POSITIONALS = {'train': ('CONFIG', 'GPUS'), 'test': ('CONFIG', 'CHECKPOINT', 'GPUS')}
 
 
 def reported_errors(folder: Path) -> list[str]:
@@ -27,13 +36,46 @@ def reported_errors(folder: Path) -> list[str]:
     return list(dict.fromkeys(line for line in lines if line))
 
 
+def torchrun_arguments(script: Path, args: list[str]) -> list[str]:
+    """torchrun's arguments to run ``script`` with its dist_*.sh's ``CONFIG [CHECKPOINT] GPUS [ARGS]``, checked."""
+    names = POSITIONALS[script.stem]
+    if len(args) < len(names):
+        raise ToolError(f'usage: bash tools/dist_{script.stem}.sh {" ".join(names)} [ARGS]')
+    given = dict(zip(names, args))
+    if not re.fullmatch(r'[1-9][0-9]*', given['GPUS']):
+        raise ToolError(f"GPUS must be a positive number of processes, got '{given['GPUS']}'")
+    if not Path(given['CONFIG']).is_file():
+        raise ToolError(f'config file not found: {given["CONFIG"]}')
+    checkpoint = given.get('CHECKPOINT')
+    if checkpoint is not None and not is_url(checkpoint) and not Path(checkpoint).is_file():
+        raise ToolError(f'checkpoint not found: {checkpoint}')
+    env = os.environ
+    return [
+        f'--nnodes={env.get("NNODES") or 1}',
+        f'--node_rank={env.get("NODE_RANK") or 0}',
+        f'--master_addr={env.get("MASTER_ADDR") or "127.0.0.1"}',
+        f'--master_port={env.get("PORT") or 29500}',
+        f'--nproc_per_node={given["GPUS"]}',
+        str(script),
+        *args[: len(names) - 1],  # GPUS comes last and is torchrun's
+        '--launcher',
+        'pytorch',
+        *args[len(names) :],
+    ]
+
+
 def main(argv: Optional[list[str]] = None) -> None:
+    script, *args = sys.argv[1:] if argv is None else argv
+    try:
+        torchrun_argv = torchrun_arguments(Path(script), args)
+    except ToolError as error:
+        _exit_with(f'error: {error}', 2)
     # The agent's notes on stopping the other processes; a genuine failure's report below says it all.
     logging.getLogger('torch.distributed.elastic.multiprocessing.api').setLevel(logging.CRITICAL)
     with tempfile.TemporaryDirectory(prefix='mmdensenet-errors-') as folder:
         os.environ[ERROR_FOLDER_VARIABLE] = folder
         try:
-            run(parse_args(argv))
+            run(parse_args(torchrun_argv))
         except ChildFailedError as failure:
             errors = reported_errors(Path(folder))
             if not errors:

@@ -8,42 +8,20 @@ one that does not fit the model before the Runner touches it.
 """
 
 import os
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
-from urllib.parse import urlparse
 
-import torch
 import torch.nn as nn
 from mmengine.model import BaseTTAModel, is_model_wrapper
 from mmengine.runner.checkpoint import find_latest_checkpoint
 
-from ..errors import ToolError, reraise_as_tool_error
+from ..engine.checkpoints import holds_training_state
+from ..errors import ToolError
 from ..weights import CheckpointError, read_checkpoint, unwrap_state_dict
-from ..weights.checkpoint_io import StateDict
-
-# The prefix that mmengine's Runner strips from a checkpoint's keys before loading them.
-WRAPPER_PREFIX = re.compile(r'^module\.')
-
-
-def is_url(path: str) -> bool:
-    return urlparse(path).scheme in ('http', 'https')
-
-
-def fetch(url: str) -> Path:
-    """Downloads ``url`` into torch's hub cache (where mmengine keeps checkpoints), once.
-
-    Returns:
-        The local file.
-    """
-    cached = Path(torch.hub.get_dir()) / 'checkpoints' / Path(urlparse(url).path).name
-    if not cached.is_file():
-        cached.parent.mkdir(parents=True, exist_ok=True)
-        with reraise_as_tool_error(f'cannot download {url}'):
-            torch.hub.download_url_to_file(url, os.fspath(cached), progress=False)
-    return cached
+from ..weights.checkpoint_io import DATA_PARALLEL_PREFIX, StateDict
+from ..weights.download import cached_download, is_url
 
 
 @dataclass(frozen=True)
@@ -58,7 +36,7 @@ class Checkpoint:
     def read(cls, path: str, what: str = 'checkpoint') -> 'Checkpoint':
         """Reads a local file or a URL (fetched first); ``what`` names it in errors, e.g. 'load_from'."""
         if is_url(path):
-            path = os.fspath(fetch(path))
+            path = os.fspath(cached_download(path))
         elif not Path(path).is_file():
             raise ToolError(f'{what} not found: {path}')
         try:
@@ -68,12 +46,12 @@ class Checkpoint:
             state_dict = unwrap_state_dict({'state_dict': weights}, path)
         except CheckpointError as error:
             raise ToolError(f'{what}: {error}') from None
-        return cls(path, content, {WRAPPER_PREFIX.sub('', key): value for key, value in state_dict.items()})
+        # mmengine's Runner strips the wrapper's prefix from the keys before loading them.
+        return cls(path, content, {key.removeprefix(DATA_PARALLEL_PREFIX): value for key, value in state_dict.items()})
 
     def check_resumable(self) -> None:
         """Refuses a file without the epoch and iteration that resuming restores."""
-        meta = self.content.get('meta') if isinstance(self.content, Mapping) else None
-        if not isinstance(meta, Mapping) or not {'epoch', 'iter'} <= meta.keys():
+        if not holds_training_state(self.content):
             raise ToolError(
                 f'cannot resume from {self.path}: it holds no training state (meta.epoch, meta.iter); '
                 'to start from its weights, use --cfg-options load_from=PATH'

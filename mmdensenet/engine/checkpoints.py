@@ -1,9 +1,6 @@
 """Writing training checkpoints so that a kill cannot tear them, and choosing one to resume from."""
 
-import errno
-import glob
 import logging
-import os
 import re
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -12,7 +9,7 @@ from typing import Any, Optional, Union
 from mmengine.logging import print_log
 
 from ..errors import ToolError
-from ..outputs import atomic_output
+from ..outputs import atomic_output, remove_leftovers
 from ..weights import CheckpointError, read_checkpoint
 
 # What FaultToleranceHook saves when a signal stops training.
@@ -21,23 +18,6 @@ PREEMPTION_CHECKPOINT = 'preempted.pth'
 RESUMABLE_NAME = re.compile(r'(epoch|iter)_\d+\.pth|' + re.escape(PREEMPTION_CHECKPOINT))
 # The file in which mmengine's CheckpointHook names the last checkpoint it saved.
 LAST_CHECKPOINT = 'last_checkpoint'
-
-
-def _fsync(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _fsync_directory(directory: Path) -> None:
-    """Makes a rename in ``directory`` durable, where the file system can sync a directory."""
-    try:
-        _fsync(directory)
-    except OSError as error:
-        if error.errno not in (errno.EINVAL, errno.EBADF, errno.EACCES):
-            raise
 
 
 def atomic_save_checkpoint(
@@ -60,14 +40,10 @@ def atomic_save_checkpoint(
         save(out_dir, filename, file_client_args, **kwargs)
         return
     path = Path(out_dir) / filename
-    # What an earlier, killed save of the same file left: atomic_output's '.<name>.<random><suffix>'.
-    for leftover in path.parent.glob(f'.{glob.escape(path.name)}.*{glob.escape(path.suffix)}'):
-        leftover.unlink(missing_ok=True)
+    remove_leftovers(path)  # what an earlier, killed save of the same file left
     try:
         with atomic_output(path) as temporary:
             save(out_dir, temporary.name, **kwargs)
-            _fsync(temporary)
-        _fsync_directory(path.parent)
     except OSError as error:
         raise ToolError(f'cannot save checkpoint {path}: {error.strerror or error}') from error
 
@@ -99,11 +75,16 @@ def resumable_candidates(work_dir: Union[str, Path]) -> list[Path]:
     return sorted(paths, key=lambda p: (p.stat().st_mtime_ns, p.name), reverse=True)
 
 
+def holds_training_state(checkpoint: Any) -> bool:
+    """Whether a loaded checkpoint has what resuming restores: the weights, and the epoch and iteration reached."""
+    meta = checkpoint.get('meta') if isinstance(checkpoint, Mapping) else None
+    return isinstance(meta, Mapping) and {'epoch', 'iter'} <= meta.keys() and 'state_dict' in checkpoint
+
+
 def check_resumable(path: Path) -> None:
     """Reads ``path`` (weights only); raises ``CheckpointError`` unless a run can resume from it."""
     checkpoint, _ = read_checkpoint(str(path))
-    meta = checkpoint.get('meta') if isinstance(checkpoint, Mapping) else None
-    if not isinstance(meta, Mapping) or not {'epoch', 'iter'} <= meta.keys() or 'state_dict' not in checkpoint:
+    if not holds_training_state(checkpoint):
         raise CheckpointError(f'{path} is not a training checkpoint: it has no epoch and iteration to resume from')
 
 

@@ -17,6 +17,8 @@ from ..outputs import atomic_output
 StateDict = dict[str, Tensor]
 # Keys under which training frameworks wrap a model's weights.
 WRAPPER_KEYS = ('state_dict', 'model')
+# What (Distributed)DataParallel puts before the names of the weights of the model it wraps.
+DATA_PARALLEL_PREFIX = 'module.'
 
 
 class CheckpointError(ToolError):

@@ -8,20 +8,24 @@ tensors are renamed with the converter's mapping, every one is checked and all l
 do and the error says why.
 """
 
-import sys
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, NamedTuple, Optional, Union
-from urllib.parse import urlparse
 
-import torch
-from mmengine.dist import get_dist_info
 from mmengine.logging import print_log
 from mmengine.model.weight_init import PretrainedInit, update_init_info
 from mmengine.runner.checkpoint import get_torchvision_models
 from torch import nn
 
-from .checkpoint_io import CheckpointError, StateDict, errors_about, read_checkpoint, unwrap_state_dict
+from .checkpoint_io import (
+    DATA_PARALLEL_PREFIX,
+    CheckpointError,
+    StateDict,
+    errors_about,
+    read_checkpoint,
+    unwrap_state_dict,
+)
+from .download import cached_download, is_url
 from .torchvision_keys import (
     OLD_LAYER_KEY,
     block_depths,
@@ -32,8 +36,6 @@ from .torchvision_keys import (
 )
 
 TORCHVISION_SCHEME = 'torchvision://'
-URL_SCHEMES = ('http://', 'https://')
-DATA_PARALLEL_PREFIX = 'module.'
 BACKBONE_PREFIX = 'backbone.'
 BACKBONE_MODULES = ('stem.', 'stages.', 'transitions.')
 KEYS_SHOWN = 3  # keys of an unrecognised checkpoint that an error names
@@ -76,42 +78,6 @@ def with_our_loader(init_cfg: InitCfg) -> list[dict]:
     return others + [{**cfg, 'type': PretrainedDenseNet} for cfg in pretrained]
 
 
-def cache_path(url: str) -> Path:
-    """Where mmengine's http loader caches ``url``: torch hub's ``checkpoints`` folder, under the URL's file name."""
-    return Path(torch.hub.get_dir()) / 'checkpoints' / Path(urlparse(url).path).name
-
-
-def _download(url: str, path: Path) -> None:
-    if path.is_file():
-        return
-    path.parent.mkdir(parents=True, exist_ok=True)
-    print_log(f'downloading {url} to {path}', logger='current')
-    try:  # torch writes a temporary file and renames it into place
-        torch.hub.download_url_to_file(url, str(path), progress=sys.stderr.isatty())
-    except (OSError, ValueError) as error:  # URLError and HTTPError are OSErrors
-        reason = getattr(error, 'reason', None) or error
-        raise CheckpointError(
-            f'cannot download {url} ({reason}); offline, give the path of a local copy as the checkpoint, '
-            f'or place the file at {path}'
-        ) from None
-
-
-def cached_download(url: str) -> Path:
-    """The local copy of ``url`` in mmengine's download cache, downloaded first if it is not there.
-
-    As in mmengine, rank 0 downloads while the other processes wait; a machine without rank 0
-    downloads into its own cache after it.
-    """
-    path = cache_path(url)
-    rank, world_size = get_dist_info()
-    if rank == 0:
-        _download(url, path)
-    if world_size > 1:
-        torch.distributed.barrier()
-        _download(url, path)
-    return path
-
-
 def torchvision_url(name: str) -> str:
     """The URL of torchvision's weights ``torchvision://<name>``, from mmengine's table of them."""
     urls = get_torchvision_models()
@@ -125,7 +91,7 @@ def local_file(checkpoint: str) -> Path:
     """The file of a checkpoint given as a path, an http(s) URL or ``torchvision://<name>``."""
     if checkpoint.startswith(TORCHVISION_SCHEME):
         return cached_download(torchvision_url(checkpoint.removeprefix(TORCHVISION_SCHEME)))
-    if checkpoint.startswith(URL_SCHEMES):
+    if is_url(checkpoint):
         return cached_download(checkpoint)
     if '://' in checkpoint:
         raise CheckpointError(

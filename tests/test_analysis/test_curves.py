@@ -7,6 +7,7 @@ from mmengine.visualization import LocalVisBackend
 from PIL import Image
 
 from mmdensenet.analysis.curves import find_scalar_log, plot_training_curves, read_scalar_log
+from mmdensenet.errors import ToolError
 
 
 def write_run(work_dir: Path, timestamp: str, by_epoch: bool = True) -> Path:
@@ -54,9 +55,9 @@ def test_find_takes_the_latest_run_of_a_work_dir(tmp_path: Path) -> None:
 
 
 def test_find_reports_missing_logs(tmp_path: Path) -> None:
-    with pytest.raises(FileNotFoundError, match='no such file'):
+    with pytest.raises(ToolError, match='no such file'):
         find_scalar_log(tmp_path / 'nothing')
-    with pytest.raises(FileNotFoundError, match=r'no vis_data/scalars\.json'):
+    with pytest.raises(ToolError, match=r'no vis_data/scalars\.json'):
         find_scalar_log(tmp_path)
 
 
@@ -67,7 +68,7 @@ def test_find_reports_missing_logs(tmp_path: Path) -> None:
 def test_read_rejects_malformed_lines(tmp_path: Path, text: str, message: str) -> None:
     log_file = tmp_path / 'scalars.json'
     log_file.write_text(text)
-    with pytest.raises(ValueError, match=message):
+    with pytest.raises(ToolError, match=message):
         read_scalar_log(log_file)
 
 
@@ -86,8 +87,8 @@ def test_plot_writes_a_png_with_one_or_two_panels(tmp_path: Path) -> None:
 def test_plot_refuses_other_formats_and_logs_without_loss(tmp_path: Path) -> None:
     log_file = tmp_path / 'val_only.json'
     log_file.write_text('{"accuracy/top1": 50.0, "step": 1}\n')
-    with pytest.raises(ValueError, match=r'must be a \.png'):
+    with pytest.raises(ToolError, match=r'must be a \.png'):
         plot_training_curves(log_file, tmp_path / 'curves.jpg')
-    with pytest.raises(ValueError, match='no training loss'):
+    with pytest.raises(ToolError, match='no training loss'):
         plot_training_curves(log_file, tmp_path / 'curves.png')
     assert sorted(p.name for p in tmp_path.iterdir()) == ['val_only.json']

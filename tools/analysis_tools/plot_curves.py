@@ -7,7 +7,6 @@ from pathlib import Path
 
 from mmdensenet.analysis.curves import plot_training_curves
 from mmdensenet.cli import ArgumentParser, run_cli
-from mmdensenet.errors import reraise_as_tool_error
 
 
 def main() -> None:
@@ -15,8 +14,7 @@ def main() -> None:
     parser.add_argument('log', help="a work_dir, a run's vis_data folder, or its scalars.json / <timestamp>.json")
     parser.add_argument('--out', type=Path, default=Path('curves.png'), help='the PNG to write')
     args = parser.parse_args()
-    with reraise_as_tool_error(f'cannot plot {args.log}'):
-        out_file = plot_training_curves(args.log, args.out)
+    out_file = plot_training_curves(args.log, args.out)
     print(f'curves written to {out_file}')
 
 

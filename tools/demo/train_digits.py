@@ -7,7 +7,6 @@ a CIFAR-style DenseNet-BC trains on 80% of them through tools/train.py (the path
 takes), and the script prints the accuracy on the held-out 20% and plots the training curves.
 """
 
-import argparse
 import os
 import shutil
 import subprocess
@@ -21,6 +20,8 @@ from sklearn.datasets import load_digits
 from sklearn.model_selection import train_test_split
 
 from mmdensenet.analysis.curves import find_scalar_log, plot_training_curves, read_scalar_log
+from mmdensenet.cli import ArgumentParser, run_cli
+from mmdensenet.errors import ToolError
 
 REPO = Path(__file__).resolve().parents[2]
 CONFIG = REPO / 'configs' / 'digits' / 'densenet-bc-l22-k12_1xb64-16e_digits.py'
@@ -65,11 +66,11 @@ def train(data_root: Path, work_dir: Path) -> None:
     # fast on a busy machine, where competing thread pools slow each other down many times.
     env.setdefault('OMP_NUM_THREADS', '1')
     if subprocess.run([*command, '--cfg-options', *data_roots], env=env).returncode:
-        sys.exit('error: training failed (see its log above)')
+        raise ToolError('training failed (see its log above)')
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--data-root', type=Path, default=Path('data/digits'), help='where the images go (once)')
     parser.add_argument('--work-dir', type=Path, default=Path('work_dirs') / CONFIG.stem)
     parser.add_argument('--out', type=Path, help='the curves PNG (default: WORK_DIR/curves.png)')
@@ -77,7 +78,7 @@ def main() -> None:
 
     if not (args.data_root / 'meta' / 'val.txt').is_file():
         if args.data_root.exists():
-            sys.exit(f'error: {args.data_root} exists but holds no digits (no meta/val.txt); remove it or pick another')
+            raise ToolError(f'{args.data_root} exists but holds no digits (no meta/val.txt); remove it or pick another')
         write_digits(args.data_root)
         print(f'wrote the digits to {args.data_root}')
     train(args.data_root, args.work_dir)
@@ -90,4 +91,4 @@ def main() -> None:
 
 
 if __name__ == '__main__':
-    main()
+    run_cli(main)

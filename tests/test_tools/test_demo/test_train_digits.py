@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from cli_helpers import REPO, assert_ok, python
+from cli_helpers import REPO, assert_ok, assert_one_line_error, python
 from PIL import Image
 
 from mmdensenet.analysis.curves import find_scalar_log, read_scalar_log
@@ -61,3 +61,18 @@ def test_demo_trains_to_97_percent_and_plots_its_curves(digits_root: Path, tmp_p
     printed = re.search(r'held-out accuracy after 16 epochs: top-1 ([\d.]+)%', result.stdout)
     assert float(printed.group(1)) == pytest.approx(final['accuracy/top1'], abs=0.01)
     assert out.read_bytes().startswith(b'\x89PNG')
+
+
+def test_a_folder_without_digits_is_one_line(tmp_path: Path) -> None:
+    (tmp_path / 'digits').mkdir()
+    result = python(SCRIPT, '--data-root', tmp_path / 'digits', '--work-dir', tmp_path / 'work_dir')
+    assert_one_line_error(result, 'holds no digits (no meta/val.txt)')
+    assert sorted(p.name for p in tmp_path.iterdir()) == ['digits']
+
+
+def test_failed_training_is_one_line_after_its_log(digits_root: Path, tmp_path: Path) -> None:
+    work_dir = tmp_path / 'work_dir'
+    work_dir.write_text('a file where the work dir should be')
+    result = python(SCRIPT, '--data-root', digits_root, '--work-dir', work_dir)
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines()[-1] == 'error: training failed (see its log above)'
