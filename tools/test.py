@@ -27,23 +27,7 @@ def parse_args() -> argparse.Namespace:
 
 
 def main() -> None:
-    args = parse_args()
-    evaluate(
-        args.config,
-        args.checkpoint,
-        work_dir=args.work_dir,
-        out=args.out,
-        out_item=args.out_item,
-        amp=args.amp,
-        tta=args.tta,
-        show=args.show,
-        show_dir=args.show_dir,
-        interval=args.interval,
-        wait_time=args.wait_time,
-        no_pin_memory=args.no_pin_memory,
-        cfg_options=args.cfg_options,
-        launcher=args.launcher,
-    )
+    evaluate(**vars(parse_args()))
 
 
 if __name__ == '__main__':

@@ -34,19 +34,7 @@ def parse_args() -> argparse.Namespace:
 
 
 def main() -> None:
-    args = parse_args()
-    train(
-        args.config,
-        work_dir=args.work_dir,
-        resume=args.resume,
-        amp=args.amp,
-        auto_scale_lr=args.auto_scale_lr,
-        no_validate=args.no_validate,
-        no_pin_memory=args.no_pin_memory,
-        no_persistent_workers=args.no_persistent_workers,
-        cfg_options=args.cfg_options,
-        launcher=args.launcher,
-    )
+    train(**vars(parse_args()))
 
 
 if __name__ == '__main__':

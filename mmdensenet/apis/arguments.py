@@ -35,6 +35,9 @@ def parse_runner_args(parser: argparse.ArgumentParser, loader: str) -> argparse.
     Args:
         parser: The tool's parser with its own arguments.
         loader: The dataloader named in the ``--cfg-options`` example, e.g. 'train_dataloader'.
+
+    Returns:
+        The arguments, named as :func:`~mmdensenet.apis.train` and :func:`~mmdensenet.apis.evaluate` take them.
     """
     parser.add_argument('--no-pin-memory', action='store_true', help="turn off the dataloaders' pin_memory")
     parser.add_argument(
@@ -48,5 +51,5 @@ def parse_runner_args(parser: argparse.ArgumentParser, loader: str) -> argparse.
     # torch.distributed.launch (used by `mim train/test --launcher pytorch`) passes the local rank.
     parser.add_argument('--local-rank', '--local_rank', type=int, default=0)
     args = parser.parse_args()
-    os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
+    os.environ.setdefault('LOCAL_RANK', str(vars(args).pop('local_rank')))  # where mmengine reads it
     return args
