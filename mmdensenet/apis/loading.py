@@ -19,8 +19,8 @@ from mmengine.runner.checkpoint import find_latest_checkpoint
 
 from ..engine.checkpoints import holds_training_state
 from ..errors import ToolError
-from ..weights import CheckpointError, read_checkpoint, unwrap_state_dict
-from ..weights.checkpoint_io import DATA_PARALLEL_PREFIX, StateDict
+from ..weights import read_checkpoint, unwrap_state_dict
+from ..weights.checkpoint_io import DATA_PARALLEL_PREFIX, StateDict, errors_about
 from ..weights.download import cached_download, is_url
 
 
@@ -39,13 +39,11 @@ class Checkpoint:
             path = os.fspath(cached_download(path))
         elif not Path(path).is_file():
             raise ToolError(f'{what} not found: {path}')
-        try:
+        with errors_about(what):
             content, _ = read_checkpoint(path)
             # mmengine loads the 'state_dict' entry if there is one, else the whole file.
             weights = content['state_dict'] if isinstance(content, Mapping) and 'state_dict' in content else content
             state_dict = unwrap_state_dict({'state_dict': weights}, path)
-        except CheckpointError as error:
-            raise ToolError(f'{what}: {error}') from None
         # mmengine's Runner strips the wrapper's prefix from the keys before loading them.
         return cls(path, content, {key.removeprefix(DATA_PARALLEL_PREFIX): value for key, value in state_dict.items()})
 
