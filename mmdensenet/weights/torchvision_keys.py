@@ -11,6 +11,7 @@ Ours (mmpretrain's, as in its model zoo): ``backbone.stem.{0,1}``,
 import re
 from collections.abc import Callable, Iterable, Mapping
 from functools import cache
+from typing import Optional
 
 import torch
 
@@ -75,22 +76,25 @@ def block_depths(our_keys: Iterable[str]) -> tuple[int, ...]:
     return tuple(len(layers.get(block, ())) for block in range(max(layers, default=-1) + 1))
 
 
+def _torchvision_arch(depths: tuple[int, ...]) -> Optional[str]:
+    """The torchvision arch whose dense blocks have ``depths`` layers, if any."""
+    return next((arch for arch in TORCHVISION_ARCHS if depths == DenseNet.arch_settings[arch]['depths']), None)
+
+
 def describe_depths(depths: tuple[int, ...]) -> str:
     """``depths`` in words, naming the arch they make: 'DenseNet-121, dense blocks of 6-12-24-16 layers'."""
     blocks = f'dense blocks of {"-".join(map(str, depths)) or "none"} layers'
-    for arch in TORCHVISION_ARCHS:
-        if depths == DenseNet.arch_settings[arch]['depths']:
-            return f'DenseNet-{arch}, {blocks}'
-    return blocks
+    arch = _torchvision_arch(depths)
+    return blocks if arch is None else f'DenseNet-{arch}, {blocks}'
 
 
 def detect_arch(our_keys: Iterable[str]) -> str:
     """The torchvision arch whose dense blocks have as many layers as these keys name."""
     depths = block_depths(our_keys)
-    for arch in TORCHVISION_ARCHS:
-        if depths == DenseNet.arch_settings[arch]['depths']:
-            return arch
-    raise CheckpointError(f'not a DenseNet-{"/".join(TORCHVISION_ARCHS)}: {describe_depths(depths)}')
+    arch = _torchvision_arch(depths)
+    if arch is None:
+        raise CheckpointError(f'not a DenseNet-{"/".join(TORCHVISION_ARCHS)}: {describe_depths(depths)}')
+    return arch
 
 
 def expected_shapes(arch: str, num_classes: int) -> dict[str, torch.Size]:
