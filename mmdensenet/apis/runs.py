@@ -14,8 +14,8 @@ from mmengine.runner import Runner
 from ..engine import find_resumable_checkpoint
 from ..errors import ToolError
 from ..outputs import atomic_output, check_output, writable_folder
+from ..weights.download import is_url
 from .config import load_config
-from .loading import is_url
 from .runner import run
 
 # The keys each job needs, in the order the Runner builds them (errors are attributed in this order).
