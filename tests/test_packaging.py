@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
+from packaging.version import Version
 
 REPO = Path(__file__).resolve().parents[1]
 REQUIREMENTS = REPO / 'requirements'
@@ -98,3 +99,13 @@ def test_requirements_are_ranges_that_hold_the_tested_versions() -> None:
     ranges = {req.name: req.specifier for req in supported}
     for name, version in TESTED.items():
         assert name in ranges and ranges[name].contains(version), f'{name} {version} is outside {ranges.get(name)}'
+
+
+def test_the_oldest_stack_sits_on_every_floor() -> None:
+    """requirements/oldest.txt pins each dependency that runtime.txt bounds below at that bound."""
+    oldest = {req.name: req.specifier for req in requirements('oldest.txt')}
+    for req in requirements('runtime.txt'):
+        floors = [Version(spec.version) for spec in req.specifier if spec.operator == '>=']
+        if floors:
+            pins = [Version(spec.version) for spec in oldest.get(req.name, []) if spec.operator == '==']
+            assert pins == floors, f'oldest.txt pins {req.name} at {pins}, its floor is {floors}'
