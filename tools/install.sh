@@ -73,14 +73,14 @@ install_full_mmcv() {
   pip_install --no-deps "$wheels"/mmcv-"$mmcv_version"-*.whl
 }
 
-# The oldest stack in a virtual environment named by its requirements' hash, installed from wheels
-# downloaded once (about 3 GB: torch's CUDA build comes with its nvidia packages).
+# The oldest stack in a virtual environment of its own, installed from wheels downloaded once for
+# each version of requirements/oldest.txt (about 3 GB: torch's CUDA build brings its nvidia packages).
 install_oldest() {
-  key=$(sha256sum requirements/oldest.txt | cut -c1-12)
-  wheels="$cache/wheels/oldest-$key" venv="$cache/envs/oldest-$key"
-  if [ ! -e "$wheels/.complete" ]; then
+  wheels="$cache/wheels/oldest" venv="$cache/envs/oldest"
+  stamp="$wheels/.complete-$(sha256sum requirements/oldest.txt | cut -c1-12)"
+  if [ ! -e "$stamp" ]; then
     python -m pip download --quiet -d "$wheels" -r requirements/oldest.txt >&2
-    touch "$wheels/.complete"
+    touch "$stamp"
   fi
   [ -x "$venv/bin/python" ] || python -m venv "$venv" >&2
   "$venv/bin/python" -m pip install --quiet --no-index --find-links "$wheels" -r requirements/oldest.txt >&2

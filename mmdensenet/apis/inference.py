@@ -106,15 +106,20 @@ def _test_pipeline(cfg: Config) -> tuple[Compose, Compose]:
         return Compose(loading[:1]), Compose(rest)
 
 
+# OpenCV's LOG_LEVEL_ERROR, the same number in 4.x and 5.
+OPENCV_LOG_LEVEL_ERROR = 2
+
+
 @contextmanager
 def _quiet_opencv() -> Iterator[None]:
     """Keeps OpenCV from logging a warning line of its own for a broken file; the error says it instead."""
-    level = cv2.utils.logging.getLogLevel()
-    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
+    logging = getattr(cv2.utils, 'logging', cv2)  # OpenCV 5 moved these from the top level (4.x)
+    level = logging.getLogLevel()
+    logging.setLogLevel(OPENCV_LOG_LEVEL_ERROR)
     try:
         yield
     finally:
-        cv2.utils.logging.setLogLevel(level)
+        logging.setLogLevel(level)
 
 
 def draw_predictions(image: np.ndarray, predictions: Sequence[Prediction], out_file: Union[str, Path]) -> Path:

@@ -42,6 +42,8 @@ from weight_helpers import (
 from mmdensenet.models import DenseNet
 from mmdensenet.weights import load_pretrained
 
+pytestmark = pytest.mark.detection
+
 ROOT = Path(__file__).resolve().parents[2]
 CONFIGS = sorted((ROOT / 'configs' / 'detection').glob('*.py'))
 CONFIG_IDS = [path.stem for path in CONFIGS]
