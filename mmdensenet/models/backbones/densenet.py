@@ -75,12 +75,16 @@ class _DenseLayer(nn.Module):
 
     @property
     def steps(self) -> list[NormActConv]:
-        """The layer's norm-act-conv steps, in order (they share ``act``)."""
+        """The layer's norm-act-conv steps, in order (they share ``act``), as the shared buffer runs them.
+
+        The layer's own forward calls the modules directly: torch 2.6's dynamo cannot call modules
+        held in a NamedTuple built while it traces.
+        """
         first = NormActConv(self.norm1, self.act, self.conv1)
         return [first, NormActConv(self.norm2, self.act, self.conv2)] if self.bottleneck else [first]
 
     def _first_step(self, *features: Tensor) -> Tensor:
-        return self.steps[0](torch.cat(features, 1))
+        return self.conv1(self.act(self.norm1(torch.cat(features, 1))))
 
     @contextmanager
     def _scratch_running_stats(self) -> Iterator[None]:
@@ -116,8 +120,8 @@ class _DenseLayer(nn.Module):
         With ``checkpoint``, the first step (with the concatenation) is recomputed in backward, not stored.
         """
         out = self._checkpointed_first_step(features) if checkpoint else self._first_step(*features)
-        for step in self.steps[1:]:
-            out = step(out)
+        if self.bottleneck:
+            out = self.conv2(self.act(self.norm2(out)))
         if self.drop_rate > 0:
             out = F.dropout(out, p=self.drop_rate, training=self.training)
         return out
