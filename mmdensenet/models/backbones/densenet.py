@@ -86,6 +86,16 @@ class _DenseLayer(nn.Module):
     def _first_step(self, *features: Tensor) -> Tensor:
         return self.conv1(self.act(self.norm1(torch.cat(features, 1))))
 
+    def _first_step_on_batch_stats(self, *features: Tensor) -> Tensor:
+        """The first step of a training BatchNorm, leaving its running statistics alone."""
+        norm = self.norm1
+        x = F.batch_norm(torch.cat(features, 1), None, None, norm.weight, norm.bias, True, 0.0, norm.eps)
+        return self.conv1(self.act(x))
+
+    def _updates_running_stats(self) -> bool:
+        norm = self.norm1
+        return isinstance(norm, _BatchNorm) and norm.training and norm.track_running_stats
+
     @contextmanager
     def _scratch_running_stats(self) -> Iterator[None]:
         # The recomputation in backward sees the batch of the forward pass again, so it
@@ -93,7 +103,7 @@ class _DenseLayer(nn.Module):
         # mmpretrain's checkpointed layers do). It updates throwaway copies instead, which
         # keeps the recomputed graph identical to the forward one, as checkpoint requires.
         norm = self.norm1
-        if not (isinstance(norm, _BatchNorm) and norm.training and norm.track_running_stats):
+        if not self._updates_running_stats():
             yield
             return
         originals = {name: getattr(norm, name) for name in RUNNING_STATS}
@@ -109,10 +119,16 @@ class _DenseLayer(nn.Module):
         return nullcontext(), self._scratch_running_stats()
 
     def _checkpointed_first_step(self, features: list[Tensor]) -> Tensor:
-        if torch.compiler.is_compiling():
-            # Compiled graphs are functional: their recomputation never mutates buffers.
+        if not torch.compiler.is_compiling():
+            return cp.checkpoint(self._first_step, *features, use_reentrant=False, context_fn=self._checkpoint_contexts)
+        if not self._updates_running_stats():
             return cp.checkpoint(self._first_step, *features, use_reentrant=False)
-        return cp.checkpoint(self._first_step, *features, use_reentrant=False, context_fn=self._checkpoint_contexts)
+        # torch 2.6's compiled backward replays the buffer updates of a checkpointed region (a second
+        # update of the running statistics). So the statistics are updated here, outside it, by the
+        # module itself, and the region normalises with the batch statistics alone.
+        with torch.no_grad():
+            self.norm1(torch.cat(features, 1))
+        return cp.checkpoint(self._first_step_on_batch_stats, *features, use_reentrant=False)
 
     def forward(self, features: list[Tensor], checkpoint: bool = False) -> Tensor:
         """The layer's new features from the block input and the earlier layers' outputs.
