@@ -184,7 +184,13 @@ class _DenseBlock(nn.Module):
           copies. CUDA inference concatenates: small batches there are bound by the host's per-operation
           cost, and the concatenating layer issues the fewest operations (measured on an H100: the
           buffer took 1.6x torchvision's time at batch 64).
+        - FX (``torch.fx.symbolic_trace``, torchvision's ``create_feature_extractor``) concatenates in
+          both modes: its graph records the operations the modules run, so a memory-efficient block
+          traces to the plain mode's graph, with its outputs and gradients and its memory use
+          (checkpointing would be traced through, leaving the same graph).
         """
+        if isinstance(x, torch.fx.Proxy):  # its attributes are symbolic: no branching on them
+            return BlockStrategy.CONCATENATE
         needs_grad = torch.is_grad_enabled() and (x.requires_grad or any(p.requires_grad for p in self.parameters()))
         # Plain training and CUDA inference concatenate whatever the layers; no need to look at them.
         if (needs_grad and not self.memory_efficient) or (not needs_grad and x.device.type == 'cuda'):
