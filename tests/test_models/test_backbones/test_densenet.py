@@ -237,6 +237,21 @@ def test_feature_extractor_on_feature_info_modules_equals_eager(
     assert list(extractor(x)) == names
 
 
+@pytest.mark.filterwarnings('ignore::FutureWarning', 'ignore::torch.jit.TracerWarning')
+@pytest.mark.parametrize('memory_efficient', [False, True])
+def test_exported_and_traced_models_equal_eager(memory_efficient: bool) -> None:
+    """The export routes the README names, but ONNX (tests/test_tools/test_export_onnx.py)."""
+    arch, size = GRAPH_ARCHS[0]
+    model = all_taps(arch, memory_efficient=memory_efficient).eval()
+    example, x = torch.randn(2, 3, size, size), torch.randn(2, 3, size, size)
+    with torch.no_grad():
+        expected = model(x)
+        exported = torch.export.export(model, (example,)).module()
+        traced = torch.jit.trace(model, example)
+        torch.testing.assert_close(exported(x), expected)
+        torch.testing.assert_close(traced(x), expected)
+
+
 def test_subset_and_negative_out_indices() -> None:
     model = DenseNet(TINY, out_indices=(-1, 1)).eval()
     assert model.out_indices == (1, 3)
