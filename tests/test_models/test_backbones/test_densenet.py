@@ -8,6 +8,7 @@ from mmpretrain.registry import MODELS as MMPRETRAIN_MODELS
 from precision_checks import assert_bitwise_equal, assert_within_plain_rounding, twins
 from precision_checks import train_step as weighted_train_step
 from torch import nn
+from torchvision.models.feature_extraction import create_feature_extractor
 
 from mmdensenet.models import DenseNet
 from mmdensenet.models.backbones.densenet import BlockStrategy
@@ -194,6 +195,61 @@ def test_traced_and_compiled_graphs_never_take_the_shared_buffer(
         strategies.clear()
         torch.compile(model, backend='eager')(x)
     assert strategies == [expected] * 2
+
+
+# Taps at strides 4 to 32 on 32x32 inputs, and a CIFAR-stem net of layers without bottleneck at strides 1 to 4 on 8x8.
+GRAPH_ARCHS = [
+    (dict(growth_rate=4, depths=(1, 2, 1, 1), init_channels=8), 32),
+    (dict(growth_rate=4, depths=(2, 1, 1), init_channels=8, bn_size=0, compression=1.0, stem='cifar'), 8),
+]
+
+
+def all_taps(arch: dict, **kwargs) -> DenseNet:
+    return DenseNet(arch, out_indices=tuple(range(len(arch['depths']))), **kwargs)
+
+
+@pytest.mark.parametrize('training', [False, True])
+@pytest.mark.parametrize('memory_efficient', [False, True])
+@pytest.mark.parametrize('arch, size', GRAPH_ARCHS)
+def test_fx_graph_concatenates_and_equals_eager(
+    strategies: list, arch: dict, size: int, memory_efficient: bool, training: bool
+) -> None:
+    model = all_taps(arch, memory_efficient=memory_efficient).train(training)
+    graph = torch.fx.symbolic_trace(copy.deepcopy(model))
+    assert strategies == [CONCATENATE] * len(arch['depths'])
+    x = torch.randn(4, 3, size, size)
+    assert_bitwise_equal(weighted_train_step(model, x), weighted_train_step(graph.train(training), x))
+
+
+@pytest.mark.parametrize('training', [False, True])
+@pytest.mark.parametrize('memory_efficient', [False, True])
+@pytest.mark.parametrize('arch, size', GRAPH_ARCHS)
+def test_feature_extractor_on_feature_info_modules_equals_eager(
+    arch: dict, size: int, memory_efficient: bool, training: bool
+) -> None:
+    """torchvision's create_feature_extractor (timm's FX route to features) takes feature_info's module names."""
+    model = all_taps(arch, memory_efficient=memory_efficient)
+    names = [info['module'] for info in model.feature_info]
+    extractor = create_feature_extractor(copy.deepcopy(model), names)
+    x = torch.randn(4, 3, size, size)
+    extractor.train(training)
+    assert_bitwise_equal(weighted_train_step(model.train(training), x), weighted_train_step(extractor, x))
+    assert list(extractor(x)) == names
+
+
+@pytest.mark.filterwarnings('ignore::FutureWarning', 'ignore::torch.jit.TracerWarning')
+@pytest.mark.parametrize('memory_efficient', [False, True])
+def test_exported_and_traced_models_equal_eager(memory_efficient: bool) -> None:
+    """The export routes the README names, but ONNX (tests/test_tools/test_export_onnx.py)."""
+    arch, size = GRAPH_ARCHS[0]
+    model = all_taps(arch, memory_efficient=memory_efficient).eval()
+    example, x = torch.randn(2, 3, size, size), torch.randn(2, 3, size, size)
+    with torch.no_grad():
+        expected = model(x)
+        exported = torch.export.export(model, (example,)).module()
+        traced = torch.jit.trace(model, example)
+        torch.testing.assert_close(exported(x), expected)
+        torch.testing.assert_close(traced(x), expected)
 
 
 def test_subset_and_negative_out_indices() -> None:
