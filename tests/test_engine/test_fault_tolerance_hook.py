@@ -20,7 +20,9 @@ RUNNABLE = sorted(p for p in CONFIGS.rglob('*.py') if '_base_' not in p.parts)
 ON_MMDET = ('detection', 'segmentation')
 
 
-@pytest.mark.parametrize('scope', ['mmpretrain', *(pytest.param(s, marks=pytest.mark.detection) for s in ('mmdet', 'mmseg'))])
+@pytest.mark.parametrize(
+    'scope', ['mmpretrain', *(pytest.param(scope, marks=pytest.mark.detection) for scope in ('mmdet', 'mmseg'))]
+)
 def test_the_hook_resolves_by_its_scoped_name_from_each_codebase(scope: str) -> None:
     hooks = importlib.import_module(f'{scope}.registry').HOOKS
     with DefaultScope.overwrite_default_scope(scope):
