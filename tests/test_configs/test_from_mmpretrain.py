@@ -12,9 +12,8 @@ from pathlib import Path
 
 import pytest
 import torch
+from mmdet.apis import init_detector
 from mmdet.models.backbones import ResNet as MMDetResNet
-from mmengine.config import Config
-from mmengine.registry import init_default_scope
 from mmpretrain.models.backbones import DenseNet as MMPretrainDenseNet
 from mmpretrain.models.backbones import ResNet as MMPretrainResNet
 from torch import nn
@@ -117,22 +116,14 @@ def written_for_mmpretrain(path: Path, backbone_type: str, extra: str = '') -> P
     return path
 
 
-def build_detector(config: Path) -> nn.Module:
-    cfg = Config.fromfile(config)
-    init_default_scope(cfg.default_scope)
-    from mmdet.registry import MODELS
-
-    return MODELS.build(cfg.model)
-
-
 def test_a_config_written_for_mmpretrain_runs_on_its_densenet_and_is_refused_on_ours(tmp_path: Path) -> None:
-    detector = build_detector(written_for_mmpretrain(tmp_path / 'theirs.py', 'mmpretrain.DenseNet')).eval()
+    detector = init_detector(str(written_for_mmpretrain(tmp_path / 'theirs.py', 'mmpretrain.DenseNet')), device='cpu')
     with torch.no_grad():
         features = detector.extract_feat(torch.randn(1, 3, 64, 64))
     assert len(features) == 5  # its FPN takes mmpretrain's taps
     check_channels(detector)  # mmpretrain's DenseNet has no out_channels to check against
 
-    ours = build_detector(written_for_mmpretrain(tmp_path / 'ours.py', 'mmdensenet.DenseNet'))
+    ours = init_detector(str(written_for_mmpretrain(tmp_path / 'ours.py', 'mmdensenet.DenseNet')), device='cpu')
     expected = 'model.neck: in_channels are [128, 256, 512, 1024], but the backbone gives [256, 512, 1024, 1024]'
     with pytest.raises(ToolError, match=re.escape(expected) + f'.*"{SECTION}"'):
         check_channels(ours)
