@@ -10,6 +10,7 @@ from mmengine.config import Config
 from mmengine.registry import MODELS, DefaultScope
 
 from ..errors import ToolError, reraise_as_tool_error
+from ..models.backbones.densenet import FROM_MMPRETRAIN, DenseNet
 from .config import load_config
 from .loading import load_weights
 
@@ -28,16 +29,25 @@ def build_model(cfg: Config) -> nn.Module:
         return MODELS.build(model_cfg)
 
 
-def check_head_width(model: nn.Module) -> None:
-    """Refuses a classifier whose head takes another number of channels than its backbone gives.
+def check_channels(model: nn.Module) -> None:
+    """Refuses a head or neck that takes other channels than the backbone gives.
 
-    Checked where the backbone says what it gives (``out_channels``, as ours does) and the neck,
-    if any, is global average pooling, which keeps the channels.
+    The head is checked where the backbone says what it gives (``out_channels``, as ours does) and
+    the neck, if any, is global average pooling, which keeps the channels. A neck with a list of
+    ``in_channels`` (mmdet's and mmseg's FPN) after our DenseNet must take its ``out_channels``: a
+    config written for mmpretrain's DenseNet, whose taps are other tensors, does not.
     """
     from mmpretrain.models.necks import GlobalAveragePooling
 
     backbone, neck, head = (getattr(model, name, None) for name in ('backbone', 'neck', 'head'))
     channels = getattr(backbone, 'out_channels', None)
+    neck_width = getattr(neck, 'in_channels', None)
+    if isinstance(backbone, DenseNet) and isinstance(neck_width, (list, tuple)) and list(neck_width) != list(channels):
+        raise ToolError(
+            f'model.neck: in_channels are {list(neck_width)}, but the backbone gives {list(channels)} '
+            "(its out_channels): mmdensenet's DenseNet taps each dense block before its transition, "
+            f"mmpretrain's after it; {FROM_MMPRETRAIN}"
+        )
     width = getattr(head, 'in_channels', None)
     if not channels or not isinstance(width, int) or not (neck is None or isinstance(neck, GlobalAveragePooling)):
         return
@@ -65,7 +75,7 @@ def init_model(
     """
     cfg = config if isinstance(config, Config) else load_config(config)
     model = build_model(cfg)
-    check_head_width(model)
+    check_channels(model)
     model.dataset_meta = {} if checkpoint is None else _dataset_meta(load_weights(model, str(checkpoint)).content)
     with reraise_as_tool_error(f'cannot use device {device!r}'):
         return model.to(device).eval()

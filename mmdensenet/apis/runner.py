@@ -20,7 +20,7 @@ from ..errors import ToolError, one_line
 from ..outputs import check_output, writable_folder
 from .distributed import prepare_distributed
 from .loading import Checkpoint, check_fits, checkpoint_to_load, unwrapped
-from .model import check_head_width
+from .model import check_channels
 
 T = TypeVar('T')
 
@@ -125,7 +125,7 @@ def run(cfg: Config, launcher: str, job: Callable[[Runner], T], order: Sequence[
         runner = Runner.from_cfg(cfg)
         runner.register_hook(set_up)
         model = unwrapped(runner.model)
-        check_head_width(model)
+        check_channels(model)
         if checkpoint is not None:
             check_fits(model, checkpoint.state_dict, checkpoint.path)
         del checkpoint  # its tensors are not needed during the run; the Runner loads the file itself

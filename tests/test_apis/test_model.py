@@ -11,7 +11,7 @@ from mmpretrain.registry import MODELS
 
 import mmdensenet  # noqa: F401  (registers mmdensenet.DenseNet)
 from mmdensenet.apis import build_model, init_model, load_config
-from mmdensenet.apis.model import check_head_width
+from mmdensenet.apis.model import check_channels
 from mmdensenet.errors import ToolError
 
 CONFIG = Path(__file__).resolve().parents[2] / 'configs' / 'densenet121_4xb256_in1k.py'
@@ -68,10 +68,10 @@ def test_head_width_must_match_the_backbone() -> None:
     cfg = Config.fromfile(CONFIG)
     cfg.model.backbone.arch = TINY
     cfg.model.head.in_channels = 28
-    check_head_width(MODELS.build(cfg.model))
+    check_channels(MODELS.build(cfg.model))
     cfg.model.head.in_channels = 64
     with pytest.raises(ToolError, match=r'model\.head: in_channels is 64, but the backbone gives 28'):
-        check_head_width(MODELS.build(cfg.model))
+        check_channels(MODELS.build(cfg.model))
 
 
 def test_init_model_loads_every_weight_and_the_dataset_meta(tmp_path: Path) -> None:

@@ -1,4 +1,4 @@
-"""mim on a regular install of this checkout: train, crash, resume, test, search.
+"""mim on a regular install of this checkout: train, crash, resume, test, search; mmpretrain's model hub.
 
 The package is installed with ``pip install --target`` into a temporary folder that leads
 PYTHONPATH, so the tests see what ``pip install .`` makes of the current files.
@@ -11,11 +11,16 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 from cli_helpers import REPO, assert_ok, run
+from mmpretrain import get_model, list_models
+from mmpretrain.apis import ModelHub
 
 from mmdensenet.analysis.curves import find_scalar_log, read_scalar_log
+from mmdensenet.models import DenseNet
 
 MIM = Path(sys.executable).with_name('mim')
+ARCHS = ('121', '169', '201', '161')
 
 
 @pytest.fixture(scope='module')
@@ -87,8 +92,8 @@ def test_search_lists_the_four_imagenet_models(installed: Path, tmp_path: Path) 
     models = {name: {field: values[name] for field, values in fields.items()} for name in fields['config']}
     weights = 'https://download.openmmlab.com/mmclassification/v0/densenet/densenet{}_4xb256_in1k_20220426-{}.pth'
     assert models == {
-        f'densenet{arch}_3rdparty_in1k': dict(
-            models[f'densenet{arch}_3rdparty_in1k'],
+        f'mmdensenet_densenet{arch}_3rdparty_in1k': dict(
+            models[f'mmdensenet_densenet{arch}_3rdparty_in1k'],
             config=f'configs/densenet{arch}_4xb256_in1k.py',
             parameters=params,
             flops=flops,
@@ -102,3 +107,41 @@ def test_search_lists_the_four_imagenet_models(installed: Path, tmp_path: Path) 
             ('161', 28_681_000, 7_816_363_968, 77.61, 93.83, 'ee6a80a9'),
         )
     }
+
+
+@pytest.fixture
+def model_hub(monkeypatch: pytest.MonkeyPatch) -> type[ModelHub]:
+    """mmpretrain's ModelHub with only mmpretrain's own models registered, as a fresh process has them."""
+    monkeypatch.setattr(ModelHub, '_models_dict', {})
+    monkeypatch.setattr(ModelHub, '_ModelHub__mmpretrain_registered', False)
+    assert 'densenet121_3rdparty_in1k' in list_models('densenet*')  # registers mmpretrain's models
+    return ModelHub
+
+
+@pytest.mark.parametrize('where', ['checkout', 'installed'])
+def test_mmpretrains_model_hub_takes_our_index_beside_its_own(
+    model_hub: type[ModelHub], installed: Path, where: str
+) -> None:
+    root = REPO if where == 'checkout' else installed / 'mmdensenet' / '.mim'
+    model_hub.register_model_index(root / 'model-index.yml', config_prefix=root)
+    with pytest.raises(ValueError, match='is conflict'):  # the check that our former names failed
+        model_hub.register_model_index(root / 'model-index.yml', config_prefix=root)
+
+    for arch in ARCHS:
+        ours = model_hub.get(f'mmdensenet_densenet{arch}_3rdparty_in1k')
+        assert Path(ours.config.filename) == root / 'configs' / f'densenet{arch}_4xb256_in1k.py'
+        assert (ours.config.model.backbone.type, ours.config.model.backbone.arch) == ('mmdensenet.DenseNet', arch)
+        theirs = model_hub.get(f'densenet{arch}_3rdparty_in1k')
+        assert theirs.config.model.backbone.type == 'DenseNet'
+        assert ours.weights == theirs.weights  # mmpretrain's checkpoint of torchvision's weights
+
+    model = get_model('mmdensenet_densenet121_3rdparty_in1k')
+    assert isinstance(model.backbone, DenseNet)
+    reference = get_model('densenet121_3rdparty_in1k')
+    assert {k: v.shape for k, v in model.state_dict().items()} == {
+        k: v.shape for k, v in reference.state_dict().items()
+    }
+    model.load_state_dict(reference.state_dict(), strict=True)
+    images = torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        torch.testing.assert_close(model.eval()(images), reference.eval()(images))

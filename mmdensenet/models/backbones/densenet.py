@@ -43,6 +43,11 @@ def _cifar_arch(depth: int, growth_rate: int, bc: bool) -> ArchSetting:
     )
 
 
+# Where a config written for mmpretrain's DenseNet learns what to change.
+FROM_MMPRETRAIN = 'see the README\'s section "Coming from mmpretrain\'s DenseNet"'
+# mmpretrain's DenseNet takes these as arguments; ours takes them as these keys of ``arch``.
+MMPRETRAIN_ARGUMENTS = {'bn_size': 'bn_size', 'compression_factor': 'compression'}
+
 NORM_TYPES = (nn.modules.batchnorm._NormBase, nn.GroupNorm, nn.LayerNorm)
 # Norm layers whose recomputation in backward can be made exact (see _DenseLayer).
 EXACT_RECOMPUTE_NORMS = (nn.BatchNorm2d, nn.GroupNorm, nn.LayerNorm, nn.InstanceNorm2d)
@@ -253,6 +258,8 @@ class DenseNet(BaseModule):
         norm_cfg: Config of the norm layers.
         act_cfg: Config of the activations.
         init_cfg: Initialisation config; defaults to torchvision's scheme.
+        bn_size, compression_factor: mmpretrain's DenseNet's arguments; ours takes them in ``arch``
+            (as ``bn_size`` and ``compression``) and refuses them here with a TypeError that says so.
 
     Attributes:
         feature_info: One dict per dense block, as timm's: ``num_chs`` and ``reduction`` (stride) of
@@ -290,7 +297,11 @@ class DenseNet(BaseModule):
             dict(type='Kaiming', layer='Conv2d', mode='fan_in', nonlinearity='relu'),
             dict(type='Constant', layer=['_BatchNorm', 'GroupNorm', 'LayerNorm'], val=1, bias=0),
         ),
+        *,
+        bn_size: None = None,
+        compression_factor: None = None,
     ) -> None:
+        self._refuse_mmpretrain_arguments(dict(bn_size=bn_size, compression_factor=compression_factor))
         super().__init__(init_cfg=list(init_cfg) if isinstance(init_cfg, tuple) else init_cfg)
         setting = self.resolve_arch(arch)
         depths = setting['depths']
@@ -376,6 +387,16 @@ class DenseNet(BaseModule):
         if arch.get('stem', 'imagenet') not in ('imagenet', 'cifar'):
             raise ValueError(f"arch['stem'] must be 'imagenet' or 'cifar', got {arch['stem']!r}")
         return {**cls.arch_defaults, **arch}
+
+    @staticmethod
+    def _refuse_mmpretrain_arguments(arguments: dict[str, object]) -> None:
+        for name, value in arguments.items():
+            if value is not None:
+                key = MMPRETRAIN_ARGUMENTS[name]
+                raise TypeError(
+                    f"{name} is an argument of mmpretrain's DenseNet; ours takes it in arch, as "
+                    f'arch=dict(growth_rate=..., depths=..., init_channels=..., {key}={value!r}) ({FROM_MMPRETRAIN})'
+                )
 
     @staticmethod
     def _check_out_indices(out_indices: Union[int, Sequence[int]], num_blocks: int) -> tuple[int, ...]:
