@@ -27,7 +27,7 @@ REPO = Path(__file__).resolve().parents[2]
 SECTION = "Coming from mmpretrain's DenseNet"
 TINY = dict(growth_rate=8, depths=(1, 2, 2, 1), init_channels=16)
 
-pytestmark = pytest.mark.usefixtures('one_thread')
+pytestmark = [pytest.mark.usefixtures('one_thread'), pytest.mark.detection]
 
 
 def readme_section() -> str:
