@@ -59,7 +59,7 @@ def export(model: Logits, shape: tuple[int, int, int], opset: int, out_file: Pat
                 opset_version=opset,
             )
         except Exception as exc:
-            # Its first line: a failed export appends the whole TorchScript graph to its message.
+            # Its first line: some of its errors go on with the TorchScript graph around the failure.
             reason = str(exc).partition('\n')[0].strip() or type(exc).__name__
             raise ToolError(f'ONNX export at --opset {opset} failed: {reason}') from exc
 
