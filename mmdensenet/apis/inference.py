@@ -49,7 +49,7 @@ class ImageClassification:
     def __init__(self, config: Union[str, Path], checkpoint: Union[str, Path], device: str = 'cpu') -> None:
         self.cfg = load_config(config)
         self.model = init_model(self.cfg, checkpoint, device)
-        self.load_image, self.pipeline = _test_pipeline(self.cfg)
+        self.load_image, self.pipeline = build_test_pipeline(self.cfg)
 
     def read(self, path: Union[str, Path]) -> np.ndarray:
         """Reads an image file the way the config's test pipeline does (BGR, or grey for ``color_type='grayscale'``)."""
@@ -94,7 +94,7 @@ def _config_classes(cfg: Config) -> Optional[Sequence]:
     return names
 
 
-def _test_pipeline(cfg: Config) -> tuple[Compose, Compose]:
+def build_test_pipeline(cfg: Config) -> tuple[Compose, Compose]:
     """The config's test pipeline as its loading step (mmpretrain's default if it has none) and the rest."""
     steps = cfg.get('test_pipeline') or _test_dataset_cfg(cfg).get('pipeline')
     if not steps:
