@@ -16,6 +16,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
 from ..errors import ToolError
+from ..inputs import require_file
 from ..outputs import atomic_output, check_output, require_png
 
 SCALAR_LOG_NAME = 'scalars.json'
@@ -59,10 +60,10 @@ def find_scalar_log(log_path: Union[str, Path]) -> Path:
         The path of the JSON file.
     """
     path = Path(log_path)
-    if path.is_file():
-        return path
-    if not path.is_dir():
+    if not path.exists():
         raise ToolError(f'no such file or folder: {path}')
+    if not path.is_dir():
+        return require_file(path, 'scalar log')
     for candidate in (path / SCALAR_LOG_NAME, path / 'vis_data' / SCALAR_LOG_NAME):
         if candidate.is_file():
             return candidate

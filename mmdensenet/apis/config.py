@@ -8,6 +8,7 @@ from mmengine.config import Config
 from mmengine.runner import Runner
 
 from ..errors import ToolError, reraise_as_tool_error
+from ..inputs import require_file
 
 # Top-level settings that mmengine's Runner (its arguments, and what from_cfg reads besides) or
 # these tools read, so that --cfg-options may add them to a config that lacks them.
@@ -34,8 +35,7 @@ def load_config(config: Union[str, Path], cfg_options: Optional[dict] = None, wo
     The work dir defaults to ``work_dirs/<config name>`` when neither ``work_dir`` nor the
     config gives one.
     """
-    if not Path(config).is_file():
-        raise ToolError(f'config file not found: {config}')
+    require_file(config, 'config file')
     with reraise_as_tool_error(f'cannot read config {config}'):
         cfg = Config.fromfile(config)
     if cfg_options:

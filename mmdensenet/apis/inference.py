@@ -21,6 +21,7 @@ from mmengine.dataset import Compose, pseudo_collate
 from mmengine.registry import DATASETS, DefaultScope
 
 from ..errors import ToolError, reraise_as_tool_error
+from ..inputs import require_file
 from ..outputs import atomic_output, require_png
 from .config import load_config
 from .model import DEFAULT_SCOPE, init_model
@@ -53,9 +54,7 @@ class ImageClassification:
 
     def read(self, path: Union[str, Path]) -> np.ndarray:
         """Reads an image file the way the config's test pipeline does (BGR, or grey for ``color_type='grayscale'``)."""
-        path = Path(path)
-        if not path.is_file():
-            raise ToolError(f'no such image file: {path}')
+        path = require_file(path, 'image file')
         with reraise_as_tool_error(f'cannot decode image {path}'), _quiet_opencv():
             loaded = self.load_image(dict(img_path=str(path)))
         if loaded is None:

@@ -24,6 +24,7 @@ from torch.distributed.run import parse_args, run
 
 from ..cli import ERROR_FOLDER_VARIABLE, _exit_with
 from ..errors import ToolError
+from ..inputs import require_file
 from ..weights.download import is_url
 
 # The arguments of each tool before its own, as tools/dist_<tool>.sh takes them.
@@ -44,11 +45,10 @@ def torchrun_arguments(script: Path, args: list[str]) -> list[str]:
     given = dict(zip(names, args))
     if not re.fullmatch(r'[1-9][0-9]*', given['GPUS']):
         raise ToolError(f"GPUS must be a positive number of processes, got '{given['GPUS']}'")
-    if not Path(given['CONFIG']).is_file():
-        raise ToolError(f'config file not found: {given["CONFIG"]}')
+    require_file(given['CONFIG'], 'config file')
     checkpoint = given.get('CHECKPOINT')
-    if checkpoint is not None and not is_url(checkpoint) and not Path(checkpoint).is_file():
-        raise ToolError(f'checkpoint not found: {checkpoint}')
+    if checkpoint is not None and not is_url(checkpoint):
+        require_file(checkpoint, 'checkpoint')
     env = os.environ
     return [
         f'--nnodes={env.get("NNODES") or 1}',

@@ -93,7 +93,7 @@ def test_read_follows_the_config(tmp_path: Path, image: np.ndarray) -> None:
     config = write_config(tmp_path / 'c.py', 10)
     classifier = ImageClassification(config, write_checkpoint(tmp_path / 'c.pth', config))
     assert np.array_equal(classifier.read(tmp_path / 'rgb.png'), image[..., ::-1])
-    with pytest.raises(ToolError, match='no such image file'):
+    with pytest.raises(ToolError, match='image file not found'):
         classifier.read(tmp_path / 'missing.png')
     grey_loading = "test_pipeline = [dict(type='LoadImageFromFile', color_type='grayscale'), dict(type='PackInputs')]\n"
     grey_model = 'model = dict(backbone=dict(in_channels=1))\n'
