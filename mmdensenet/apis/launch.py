@@ -25,7 +25,7 @@ from torch.distributed.run import parse_args, run
 from ..cli import ERROR_FOLDER_VARIABLE, _exit_with
 from ..errors import ToolError
 from ..inputs import require_file
-from ..weights.download import is_url
+from .loading import checkpoint_source
 
 # The arguments of each tool before its own, as tools/dist_<tool>.sh takes them.
 POSITIONALS = {'train': ('CONFIG', 'GPUS'), 'test': ('CONFIG', 'CHECKPOINT', 'GPUS')}
@@ -46,9 +46,8 @@ def torchrun_arguments(script: Path, args: list[str]) -> list[str]:
     if not re.fullmatch(r'[1-9][0-9]*', given['GPUS']):
         raise ToolError(f"GPUS must be a positive number of processes, got '{given['GPUS']}'")
     require_file(given['CONFIG'], 'config file')
-    checkpoint = given.get('CHECKPOINT')
-    if checkpoint is not None and not is_url(checkpoint):
-        require_file(checkpoint, 'checkpoint')
+    if 'CHECKPOINT' in given:
+        checkpoint_source(given['CHECKPOINT'])
     env = os.environ
     return [
         f'--nnodes={env.get("NNODES") or 1}',

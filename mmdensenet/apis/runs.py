@@ -14,8 +14,8 @@ from mmengine.runner import Runner
 from ..engine import find_resumable_checkpoint
 from ..errors import ToolError
 from ..outputs import atomic_output, check_output, writable_folder
-from ..weights.download import is_url
 from .config import load_config
+from .loading import checkpoint_source
 from .runner import run
 
 # The keys each job needs, in the order the Runner builds them (errors are attributed in this order).
@@ -177,8 +177,7 @@ def evaluate(
     out_item = out_item or 'pred'
     if out is not None and Path(out).suffix not in OUT_SUFFIXES[out_item]:
         raise ToolError(f'--out must be a {" or ".join(OUT_SUFFIXES[out_item])} file for {out_item}, got {out}')
-    if not is_url(checkpoint) and not Path(checkpoint).is_file():
-        raise ToolError(f'checkpoint not found: {checkpoint}')
+    checkpoint_source(checkpoint)
     cfg = load_config(config, cfg_options, work_dir)
     if out is not None:
         check_output(out, config, checkpoint)

@@ -115,6 +115,16 @@ def test_empty_config_and_bad_work_dirs(tiny_config: Path, tmp_path: Path) -> No
     assert config.read_text() == before
 
 
+def test_checkpoints_may_be_file_urls(trained: Path, tiny_config: Path, tmp_path: Path) -> None:
+    url = f'file://{trained / "epoch_2.pth"}'
+    result = python(
+        TRAIN, tiny_config, '--work-dir', tmp_path, '--cfg-options', f'load_from={url}', 'train_cfg.max_epochs=1'
+    )
+    assert_ok(result)
+    assert f'Load checkpoint from {trained / "epoch_2.pth"}' in result.stdout + result.stderr
+    assert_ok(python(TEST, tiny_config, url, '--work-dir', tmp_path / 'test'))
+
+
 @pytest.mark.parametrize('kind', ['broken', 'foreign', 'hostile'])
 def test_resume_and_load_from_read_checkpoints_safely_and_check_them(
     tiny_config: Path, checkpoints: dict[str, Path], tmp_path: Path, kind: str
