@@ -21,12 +21,12 @@ from mmengine.dataset import Compose, pseudo_collate
 from mmengine.registry import DATASETS, DefaultScope
 
 from ..errors import ToolError, reraise_as_tool_error
-from ..inputs import require_file
+from ..inputs import check_image_pixels, require_file
 from ..outputs import atomic_output, require_png
 from .config import load_config
 from .model import DEFAULT_SCOPE, init_model
 
-LOADING_TRANSFORMS = ('LoadImageFromFile', 'mmpretrain.LoadImageFromFile')
+LOADING_TRANSFORMS = ('LoadImageFromFile', 'mmpretrain.LoadImageFromFile', 'mmdensenet.LoadImageFromFile')
 
 
 @dataclass(frozen=True)
@@ -55,6 +55,7 @@ class ImageClassification:
     def read(self, path: Union[str, Path]) -> np.ndarray:
         """Reads an image file the way the config's test pipeline does (BGR, or grey for ``color_type='grayscale'``)."""
         path = require_file(path, 'image file')
+        check_image_pixels(path)
         with reraise_as_tool_error(f'cannot decode image {path}'), _quiet_opencv():
             loaded = self.load_image(dict(img_path=str(path)))
         if loaded is None:

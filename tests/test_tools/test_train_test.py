@@ -9,17 +9,21 @@ from functools import partial
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 import torchvision
 from cli_helpers import REPO, assert_ok, assert_one_line_error, python
+from image_helpers import write_png_claiming
 from mmengine.config import Config
+from PIL import Image
 from weight_helpers import RunsCommand
 
 from mmdensenet.analysis.curves import find_scalar_log, read_scalar_log
 
 TRAIN = REPO / 'tools' / 'train.py'
 TEST = REPO / 'tools' / 'test.py'
+DIGITS = REPO / 'configs' / 'digits' / 'densenet-bc-l22-k12_1xb64-16e_digits.py'
 
 
 def test_train_validates_and_checkpoints_every_epoch(trained: Path) -> None:
@@ -113,6 +117,24 @@ def test_empty_config_and_bad_work_dirs(tiny_config: Path, tmp_path: Path) -> No
     before = config.read_text()
     assert_one_line_error(python(TRAIN, config, '--work-dir', tmp_path), 'refusing to overwrite an input')
     assert config.read_text() == before
+
+
+def test_an_image_claiming_too_many_pixels_is_refused_in_training(tmp_path: Path) -> None:
+    """The digits pipeline passes images to the net whole: 20000x20000 would need about 38 GB."""
+    data = tmp_path / 'digits'
+    for split in ('train', 'val'):
+        (data / split).mkdir(parents=True)
+        for label in range(2):
+            Image.fromarray(np.full((8, 8), label * 200, np.uint8)).save(data / split / f'{label}.png')
+    (data / 'meta').mkdir()
+    (data / 'meta' / 'train.txt').write_text('0.png 0\n1.png 1\nhuge.png 1\n')
+    (data / 'meta' / 'val.txt').write_text('0.png 0\n1.png 1\n')
+    huge = write_png_claiming(data / 'train' / 'huge.png', 20000, 20000)
+    options = [f'{loader}.dataset.data_root={data}' for loader in ('train_dataloader', 'val_dataloader')]
+    options.append('train_dataloader.num_workers=1')  # its error comes back from the worker process
+    result = python(TRAIN, DIGITS, '--work-dir', tmp_path / 'run', '--cfg-options', *options)
+    assert_one_line_error(result, f'image {huge}: its header claims more than 89,478,485 pixels')
+    assert not list((tmp_path / 'run').glob('*.pth'))
 
 
 def test_checkpoints_may_be_file_urls(trained: Path, tiny_config: Path, tmp_path: Path) -> None:

@@ -5,7 +5,8 @@ data_root = 'data/digits'
 
 data_preprocessor = dict(num_classes=10, mean=[127.5], std=[127.5])
 
-pipeline = [dict(type='LoadImageFromFile', color_type='grayscale'), dict(type='PackInputs')]
+# mmdensenet's LoadImageFromFile is mmcv's, refusing first an image too large to decode safely.
+pipeline = [dict(type='mmdensenet.LoadImageFromFile', color_type='grayscale'), dict(type='PackInputs')]
 
 train_dataloader = dict(
     batch_size=64,

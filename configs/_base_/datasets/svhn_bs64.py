@@ -11,7 +11,8 @@ data_preprocessor = dict(
     to_rgb=True,  # images load as BGR
 )
 
-pipeline = [dict(type='LoadImageFromFile'), dict(type='PackInputs')]
+# mmdensenet's LoadImageFromFile is mmcv's, refusing first an image too large to decode safely.
+pipeline = [dict(type='mmdensenet.LoadImageFromFile'), dict(type='PackInputs')]
 
 train_dataloader = dict(
     batch_size=64,
