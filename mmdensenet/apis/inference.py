@@ -62,14 +62,36 @@ class ImageClassification:
             raise ToolError(f'cannot decode image {path}')
         return loaded['img']
 
-    def predict(self, image: np.ndarray, topk: int = 5) -> list[Prediction]:
-        """The ``topk`` most likely classes of an ``image`` as :meth:`read` gives it."""
+    def predict(self, image: Union[np.ndarray, str, Path], topk: int = 5) -> list[Prediction]:
+        """The ``topk`` most likely classes of an image file, or of an image as :meth:`read` gives it."""
+        if isinstance(topk, bool) or not isinstance(topk, int) or topk < 1:
+            raise ToolError(f'topk must be a positive whole number, got {topk!r}')
+        name = 'the image'
+        if not isinstance(image, np.ndarray):
+            name, image = str(image), self.read(image)
         data = self.pipeline(dict(img=image, img_shape=image.shape[:2], ori_shape=image.shape[:2]))
-        with torch.no_grad():
-            scores = self.model.test_step(pseudo_collate([data]))[0].pred_score.cpu()
+        try:
+            with torch.no_grad():
+                scores = self.model.test_step(pseudo_collate([data]))[0].pred_score.cpu()
+        except RuntimeError as error:
+            too_small = self._too_small(data['inputs'], name)
+            if too_small is None:
+                raise
+            raise too_small from error
         names = self.class_names(len(scores))
         values, labels = scores.topk(min(topk, len(scores)))
         return [Prediction(int(i), names[i], float(v)) for v, i in zip(values, labels)]
+
+    def _too_small(self, inputs: torch.Tensor, name: str) -> Optional[ToolError]:
+        """Why the model failed on ``inputs``, if they are smaller than its backbone's largest stride."""
+        stride = max(getattr(getattr(self.model, 'backbone', None), 'block_strides', [1]))
+        height, width = inputs.shape[-2:]
+        if min(height, width) >= stride:
+            return None
+        return ToolError(
+            f'{name} is {width}x{height} pixels after the test pipeline, too small for the model, which '
+            f'downsamples it {stride} times; give an image of at least {stride}x{stride} pixels'
+        )
 
     def class_names(self, num_classes: int) -> list[str]:
         """Names of the model's classes, from the checkpoint or the config; indices if neither has them."""
