@@ -18,9 +18,10 @@ from mmengine.runner import Runner
 
 from ..errors import ToolError, one_line
 from ..outputs import check_output, writable_folder
+from .config import config_paths
 from .distributed import prepare_distributed
 from .loading import Checkpoint, check_fits, checkpoint_to_load, unwrapped
-from .model import check_head_width
+from .model import check_head_width, check_layer_configs
 
 T = TypeVar('T')
 
@@ -64,24 +65,12 @@ def _is_source(value: Any, built: dict) -> bool:
     return isinstance(value, dict) and bool(value) and all(k in built and built[k] == v for k, v in value.items())
 
 
-def _paths(value: Any, path: str) -> Iterator[tuple[str, Any]]:
-    yield path, value
-    if isinstance(value, dict):
-        children = ((f'{path}.{key}', child) for key, child in value.items())
-    elif isinstance(value, (list, tuple)):
-        children = ((f'{path}[{index}]', child) for index, child in enumerate(value))
-    else:
-        return
-    for child_path, child in children:
-        yield from _paths(child, child_path)
-
-
 def config_key(error: BaseException, cfg: Config, order: Sequence[str]) -> Optional[str]:
     """The key of ``cfg`` whose build raised ``error``, searching the top-level keys in ``order`` first."""
     keys = [*order, *(key for key in cfg if key not in order)]
     for built in _built_configs(error):
         for key in keys:
-            for path, value in _paths(cfg.get(key), key):
+            for path, value in config_paths(cfg.get(key), key):
                 if _is_source(value, built):
                     return path
     return None
@@ -108,6 +97,7 @@ def run(cfg: Config, launcher: str, job: Callable[[Runner], T], order: Sequence[
             attributed to the first key whose config it was building.
         what: What ``load_from`` is in this job, named in its errors, e.g. 'checkpoint'.
     """
+    check_layer_configs(cfg)
     writable_folder(cfg.work_dir, 'work_dir')
     # The Runner saves the config it runs into the work dir, under the config's own name.
     check_output(Path(cfg.work_dir) / Path(cfg.filename).name, cfg.filename)

@@ -91,6 +91,10 @@ def assert_refused_safely(result, expected: str, root: Path) -> None:
          'auto_scale_lr.base_batch_size'),
         ('unknown flag', '', ['--no-such-flag'], 'unrecognized arguments: --no-such-flag'),
         ('misspelt top-level key', '', ['--cfg-options', 'modle.backbone.arch=169'], '--cfg-options: modle is not'),
+        ('unknown norm type', '', ['--cfg-options', 'model.backbone.norm_cfg.type=BNX'],
+         "model.backbone.norm_cfg.type: no layer is registered as 'BNX'"),
+        ('norm_cfg as a name', "model = dict(backbone=dict(norm_cfg='BN'))", [],
+         "model.backbone.norm_cfg must be a dict with the type of a layer, e.g. dict(type='BN'), got 'BN'"),
     ],
 )  # fmt: skip
 def test_config_mistakes_are_one_line_naming_the_key(
