@@ -3,18 +3,19 @@
 import os
 from contextlib import nullcontext
 from pathlib import Path
-from typing import Optional, Union
+from typing import Any, Optional, Union
 
 import mmengine
 from mmengine.config import Config, ConfigDict
 from mmengine.dist import is_main_process
 from mmengine.evaluator import DumpResults
+from mmengine.registry import OPTIMIZERS
 from mmengine.runner import Runner
 
 from ..engine import find_resumable_checkpoint
 from ..errors import ToolError
 from ..outputs import atomic_output, check_output, writable_folder
-from .config import load_config
+from .config import is_registered, load_config
 from .loading import checkpoint_source
 from .runner import run
 
@@ -24,8 +25,37 @@ TRAIN_ORDER = (*TRAIN_KEYS, 'param_scheduler', 'val_dataloader', 'val_evaluator'
 TEST_KEYS = ('model', 'test_dataloader', 'test_evaluator', 'test_cfg')
 TEST_ORDER = TEST_KEYS
 DATALOADERS = ('train_dataloader', 'val_dataloader', 'test_dataloader')
+# Training settings that must be whole numbers of at least 1, and numbers, where a config sets them.
+WHOLE_SETTINGS = ('train_cfg.max_epochs', 'train_cfg.max_iters', 'train_cfg.val_interval')
+REAL_SETTINGS = tuple(f'optim_wrapper.optimizer.{name}' for name in ('lr', 'momentum', 'weight_decay'))
 # What ``--out`` may be: predictions are pickled; metrics go to any format mmengine.dump writes.
 OUT_SUFFIXES = {'pred': ('.pkl', '.pickle'), 'metrics': ('.pkl', '.pickle', '.json', '.yaml', '.yml')}
+
+
+def _setting(cfg: Config, key: str) -> Any:
+    """The value of the dotted ``key`` in ``cfg``, or None where it is not set."""
+    top, *parts = key.split('.')
+    value = cfg.get(top)
+    for part in parts:
+        value = value.get(part) if isinstance(value, dict) else None
+    return value
+
+
+def _check_training_settings(cfg: Config) -> None:
+    """Refuses settings that mmengine's Runner and torch's optimizers use without checking them first."""
+    for key in WHOLE_SETTINGS:
+        value = _setting(cfg, key)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+            raise ToolError(f'{key} must be a whole number of at least 1, got {value!r}')
+    for key in REAL_SETTINGS:
+        value = _setting(cfg, key)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
+            raise ToolError(f'{key} must be a number, got {value!r}')
+    optimizer = _setting(cfg, 'optim_wrapper.optimizer.type')
+    if isinstance(optimizer, str) and not is_registered(OPTIMIZERS, optimizer, cfg.get('default_scope')):
+        raise ToolError(
+            f"optim_wrapper.optimizer.type: no optimizer is registered as {optimizer!r}; e.g. 'SGD', 'AdamW'"
+        )
 
 
 def _require(cfg: Config, keys: tuple[str, ...], job: str) -> None:
@@ -88,6 +118,7 @@ def train(
         _set_dataloaders(cfg, pin_memory=False)
     if no_persistent_workers:
         _set_dataloaders(cfg, persistent_workers=False)
+    _check_training_settings(cfg)
     what = 'checkpoint to resume from' if resume else 'load_from'
     return run(cfg, launcher, _train, TRAIN_ORDER, what)
 

@@ -95,6 +95,11 @@ def assert_refused_safely(result, expected: str, root: Path) -> None:
          "model.backbone.norm_cfg.type: no layer is registered as 'BNX'"),
         ('norm_cfg as a name', "model = dict(backbone=dict(norm_cfg='BN'))", [],
          "model.backbone.norm_cfg must be a dict with the type of a layer, e.g. dict(type='BN'), got 'BN'"),
+        ('lr as text', '', ['--cfg-options', 'optim_wrapper.optimizer.lr=fast'],
+         "optim_wrapper.optimizer.lr must be a number, got 'fast'"),
+        ('no epochs', '', ['--cfg-options', 'train_cfg.max_epochs=0'], 'train_cfg.max_epochs must be a whole number'),
+        ('unknown optimizer', '', ['--cfg-options', 'optim_wrapper.optimizer.type=SDG'],
+         "optim_wrapper.optimizer.type: no optimizer is registered as 'SDG'"),
     ],
 )  # fmt: skip
 def test_config_mistakes_are_one_line_naming_the_key(
