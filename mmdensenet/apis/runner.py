@@ -9,9 +9,11 @@ started keep their traceback.
 
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from types import FrameType
 from typing import Any, Callable, Optional, TypeVar
 
 from mmengine.config import Config
+from mmengine.dataset import BaseDataset
 from mmengine.hooks import Hook
 from mmengine.registry.build_functions import build_from_cfg
 from mmengine.runner import Runner
@@ -45,15 +47,28 @@ class _SetUp(Hook):
 BUILDERS = {build_from_cfg.__code__: 'cfg', Runner.build_dataloader.__code__: 'dataloader'}
 
 
-def _built_configs(error: BaseException) -> Iterator[dict]:
-    """The configs that builders were making when ``error`` was raised, innermost first."""
-    configs = []
+def _frames(error: BaseException) -> Iterator[FrameType]:
+    """The frames that ``error`` passed through, outermost first."""
     trace = error.__traceback__
     while trace is not None:
-        if trace.tb_frame.f_code in BUILDERS:
-            configs.append(trace.tb_frame.f_locals.get(BUILDERS[trace.tb_frame.f_code]))
+        yield trace.tb_frame
         trace = trace.tb_next
+
+
+def _built_configs(error: BaseException) -> Iterator[dict]:
+    """The configs that builders were making when ``error`` was raised, innermost first."""
+    configs = [frame.f_locals.get(BUILDERS[frame.f_code]) for frame in _frames(error) if frame.f_code in BUILDERS]
     return (config for config in reversed(configs) if isinstance(config, dict))
+
+
+def _empty_dataset(error: BaseException) -> Optional[str]:
+    """The message for a dataset that found no samples, where mmengine's serializing fails (numpy joins none)."""
+    for frame in _frames(error):
+        dataset = frame.f_locals.get('self')
+        if frame.f_code is BaseDataset._serialize_data.__code__ and getattr(dataset, 'data_list', None) == []:
+            source = dataset.ann_file or dataset.data_prefix.get('img_path') or dataset.data_root
+            return f'{source} holds no samples; give a dataset with at least one'
+    return None
 
 
 def _is_source(value: Any, built: dict) -> bool:
@@ -78,6 +93,9 @@ def config_key(error: BaseException, cfg: Config, order: Sequence[str]) -> Optio
 
 def _message(error: BaseException) -> str:
     """The error's message, with its type where the message alone would not say what went wrong."""
+    empty = _empty_dataset(error)
+    if empty is not None:
+        return empty
     if isinstance(error, (ValueError, TypeError, AssertionError)) and str(error):
         return one_line(error)
     return f'{type(error).__name__}: {one_line(error)}'

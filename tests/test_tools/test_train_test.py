@@ -3,6 +3,7 @@
 import json
 import pickle
 import re
+import shutil
 import threading
 from collections.abc import Iterator
 from functools import partial
@@ -126,6 +127,14 @@ def test_empty_config_and_bad_work_dirs(tiny_config: Path, tmp_path: Path) -> No
     before = config.read_text()
     assert_one_line_error(python(TRAIN, config, '--work-dir', tmp_path), 'refusing to overwrite an input')
     assert config.read_text() == before
+
+
+def test_an_empty_annotation_file_is_named(tiny_config: Path, imagenet_folder: Path, tmp_path: Path) -> None:
+    data = shutil.copytree(imagenet_folder, tmp_path / 'data')
+    (data / 'meta' / 'train.txt').write_text('')
+    options = ['--cfg-options', f'train_dataloader.dataset.data_root={data}']
+    result = python(TRAIN, tiny_config, '--work-dir', tmp_path / 'run', *options)
+    assert_one_line_error(result, f'train_dataloader.dataset: {data}/meta/train.txt holds no samples')
 
 
 def test_an_image_claiming_too_many_pixels_is_refused_in_training(tmp_path: Path) -> None:
