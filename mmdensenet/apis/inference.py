@@ -69,6 +69,10 @@ class ImageClassification:
         name = 'the image'
         if not isinstance(image, np.ndarray):
             name, image = str(image), self.read(image)
+        elif not image.size or image.ndim not in (2, 3) or image.shape[2:] not in ((), (1,), (3,)):
+            raise ToolError(
+                f'the image must be an array of shape (H, W) or (H, W, 3), as read gives it; got {image.shape}'
+            )
         data = self.pipeline(dict(img=image, img_shape=image.shape[:2], ori_shape=image.shape[:2]))
         try:
             with torch.no_grad():

@@ -73,6 +73,16 @@ def test_predict_refuses_a_topk_that_is_not_a_positive_whole_number(tmp_path: Pa
         classifier.predict(image, topk=topk)
 
 
+@pytest.mark.parametrize('shape', [(40, 30, 4), (0, 30, 3), (40,), (1, 40, 30, 3)])
+def test_predict_refuses_arrays_that_are_not_images(tmp_path: Path, shape: tuple) -> None:
+    config = write_config(tmp_path / 'c.py', 10)
+    classifier = ImageClassification(config, write_checkpoint(tmp_path / 'c.pth', config))
+    with pytest.raises(
+        ToolError, match=re.escape(f'must be an array of shape (H, W) or (H, W, 3), as read gives it; got {shape}')
+    ):
+        classifier.predict(np.zeros(shape, np.uint8))
+
+
 def test_predict_says_when_an_image_is_too_small_for_the_model(tmp_path: Path) -> None:
     """The digits config has no resize; its net halves the image twice."""
     config = REPO / 'configs' / 'digits' / 'densenet-bc-l22-k12_1xb64-16e_digits.py'
