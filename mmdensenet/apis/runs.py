@@ -25,8 +25,16 @@ TRAIN_ORDER = (*TRAIN_KEYS, 'param_scheduler', 'val_dataloader', 'val_evaluator'
 TEST_KEYS = ('model', 'test_dataloader', 'test_evaluator', 'test_cfg')
 TEST_ORDER = TEST_KEYS
 DATALOADERS = ('train_dataloader', 'val_dataloader', 'test_dataloader')
-# Training settings that must be whole numbers of at least 1, and numbers, where a config sets them.
-WHOLE_SETTINGS = ('train_cfg.max_epochs', 'train_cfg.max_iters', 'train_cfg.val_interval')
+# Settings that mmengine's Runner and torch use without checking them first, where a config sets
+# them: whole numbers, with their least value, of each job, and the optimizer's numbers.
+TRAIN_WHOLE_NUMBERS = {
+    'train_cfg.max_epochs': 1,
+    'train_cfg.max_iters': 1,
+    'train_cfg.val_interval': 1,
+    'train_dataloader.num_workers': 0,
+    'val_dataloader.num_workers': 0,
+}
+TEST_WHOLE_NUMBERS = {'test_dataloader.num_workers': 0}
 REAL_SETTINGS = tuple(f'optim_wrapper.optimizer.{name}' for name in ('lr', 'momentum', 'weight_decay'))
 # What ``--out`` may be: predictions are pickled; metrics go to any format mmengine.dump writes.
 OUT_SUFFIXES = {'pred': ('.pkl', '.pickle'), 'metrics': ('.pkl', '.pickle', '.json', '.yaml', '.yml')}
@@ -41,12 +49,16 @@ def _setting(cfg: Config, key: str) -> Any:
     return value
 
 
-def _check_training_settings(cfg: Config) -> None:
-    """Refuses settings that mmengine's Runner and torch's optimizers use without checking them first."""
-    for key in WHOLE_SETTINGS:
+def _check_whole_numbers(cfg: Config, settings: dict[str, int]) -> None:
+    """Refuses a setting that is not a whole number of at least the least value ``settings`` give it."""
+    for key, least in settings.items():
         value = _setting(cfg, key)
-        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
-            raise ToolError(f'{key} must be a whole number of at least 1, got {value!r}')
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < least):
+            raise ToolError(f'{key} must be a whole number of at least {least}, got {value!r}')
+
+
+def _check_optimizer(cfg: Config) -> None:
+    """Refuses an optimizer whose numbers are not numbers (torch would compare them) or whose type is unknown."""
     for key in REAL_SETTINGS:
         value = _setting(cfg, key)
         if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
@@ -118,7 +130,8 @@ def train(
         _set_dataloaders(cfg, pin_memory=False)
     if no_persistent_workers:
         _set_dataloaders(cfg, persistent_workers=False)
-    _check_training_settings(cfg)
+    _check_whole_numbers(cfg, TRAIN_WHOLE_NUMBERS)
+    _check_optimizer(cfg)
     what = 'checkpoint to resume from' if resume else 'load_from'
     return run(cfg, launcher, _train, TRAIN_ORDER, what)
 
@@ -214,6 +227,7 @@ def evaluate(
         check_output(out, config, checkpoint)
         writable_folder(Path(out).parent, '--out')
     _require(cfg, TEST_KEYS, 'test')
+    _check_whole_numbers(cfg, TEST_WHOLE_NUMBERS)
     cfg.load_from = checkpoint
     cfg.resume = False
     if amp:
