@@ -1,10 +1,10 @@
 """DenseNet for OpenMMLab 2.0.
 
-Importing the package registers its models, hooks and transforms, so ``custom_imports=dict(imports=['mmdensenet'])``
-is all a config needs.
+Importing the package registers its models, data pipeline steps and hooks, so
+``custom_imports=dict(imports=['mmdensenet'])`` is all a config needs.
 """
 
-# models, engine and datasets register the models, hooks and transforms; weights lets torch's
+# models, datasets and engine register the models, pipeline steps and hooks; weights lets torch's
 # weights-only loading read mmengine's checkpoints.
 from . import datasets, engine, models, weights  # noqa: F401
 from .version import __version__

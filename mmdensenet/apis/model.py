@@ -11,16 +11,38 @@ from mmengine.registry import MODELS, DefaultScope
 
 from ..errors import ToolError, reraise_as_tool_error
 from ..models.backbones.densenet import FROM_MMPRETRAIN, DenseNet
-from .config import load_config
+from .config import config_paths, is_registered, load_config
 from .loading import load_weights
 
 DEFAULT_SCOPE = 'mmpretrain'
+# The model settings that mmcv's layer builders read, with examples of the types they take.
+LAYER_CONFIGS = {'norm_cfg': ('BN', 'SyncBN', 'GN', 'LN'), 'act_cfg': ('ReLU', 'GELU', 'SiLU')}
+
+
+def check_layer_configs(cfg: Config) -> None:
+    """Refuses a ``norm_cfg`` or ``act_cfg`` of the config's model that is not a dict naming a registered layer.
+
+    mmcv's builders would only say ``cfg must be a dict``, or name ``None`` instead of an unknown type.
+    """
+    scope = cfg.get('default_scope', DEFAULT_SCOPE)
+    for path, value in config_paths(cfg.get('model'), 'model'):
+        examples = LAYER_CONFIGS.get(path.rpartition('.')[2])
+        if examples is None or value is None:
+            continue
+        layer = value.get('type') if isinstance(value, dict) else None
+        if not isinstance(layer, (str, type)):
+            raise ToolError(
+                f'{path} must be a dict with the type of a layer, e.g. dict(type={examples[0]!r}), got {value!r}'
+            )
+        if isinstance(layer, str) and not is_registered(MODELS, layer, scope):
+            raise ToolError(f'{path}.type: no layer is registered as {layer!r}; e.g. {", ".join(map(repr, examples))}')
 
 
 def build_model(cfg: Config) -> nn.Module:
     """Build the config's model, with its top-level ``data_preprocessor`` as the Runner adds it."""
     if not isinstance(cfg.get('model'), dict):
         raise ToolError(f'config {cfg.filename} defines no model')
+    check_layer_configs(cfg)
     model_cfg = copy.deepcopy(cfg.model)
     if isinstance(cfg.get('data_preprocessor'), dict):
         model_cfg.setdefault('data_preprocessor', cfg.data_preprocessor)

@@ -1,5 +1,5 @@
-"""Data transforms of our own, registered in ``mmdensenet.registry.TRANSFORMS``."""
+"""Data pipeline steps of our own, registered in ``mmdensenet.registry.TRANSFORMS``."""
 
-from .transforms import ToGrayscale
+from .transforms import LoadImageFromFile, ToGrayscale
 
-__all__ = ['ToGrayscale']
+__all__ = ['LoadImageFromFile', 'ToGrayscale']

@@ -64,6 +64,32 @@ def test_build_model_refuses_a_config_without_a_buildable_model(tmp_path: Path) 
         build_model(load_config(unknown))
 
 
+@pytest.mark.parametrize(
+    'backbone, expected',
+    [
+        (
+            "norm_cfg='BN'",
+            "model.backbone.norm_cfg must be a dict with the type of a layer, e.g. dict(type='BN'), got 'BN'",
+        ),
+        ('norm_cfg=dict(eps=0.1)', 'model.backbone.norm_cfg must be a dict with the type of a layer'),
+        ("norm_cfg=dict(type='BNX')", "model.backbone.norm_cfg.type: no layer is registered as 'BNX'; e.g. 'BN'"),
+        ("act_cfg=dict(type='ReLUX')", "model.backbone.act_cfg.type: no layer is registered as 'ReLUX'; e.g. 'ReLU'"),
+    ],
+)
+def test_layer_configs_name_their_key_and_type(tmp_path: Path, backbone: str, expected: str) -> None:
+    """mmcv's own errors: 'cfg must be a dict', and 'Cannot find None in registry' for an unknown norm type."""
+    config = write_config(tmp_path / 'tiny.py')
+    config.write_text(config.read_text() + f"model['backbone'].update({backbone})\n")
+    with pytest.raises(ToolError, match=re.escape(expected)):
+        build_model(load_config(config))
+
+
+def test_layer_configs_of_other_registered_types_build(tmp_path: Path) -> None:
+    config = write_config(tmp_path / 'tiny.py')
+    config.write_text(config.read_text() + "model['backbone'].update(norm_cfg=dict(type='GN', num_groups=4))\n")
+    assert isinstance(build_model(load_config(config)).backbone.stem[1], torch.nn.GroupNorm)
+
+
 def test_head_width_must_match_the_backbone() -> None:
     cfg = Config.fromfile(CONFIG)
     cfg.model.backbone.arch = TINY

@@ -1,4 +1,5 @@
-"""mmdensenet.datasets.transforms: ToGrayscale, and the digits config's files in mmpretrain's own inferencer."""
+"""mmdensenet.datasets.transforms: LoadImageFromFile (mmcv's, with the image's size checked before it is
+decoded), ToGrayscale, and the digits config's files in mmpretrain's own inferencer."""
 
 from pathlib import Path
 
@@ -6,13 +7,33 @@ import cv2
 import numpy as np
 import pytest
 import torch
+from image_helpers import write_png_claiming
 from mmpretrain import ImageClassificationInferencer
 from mmpretrain.registry import TRANSFORMS
+from PIL import Image
 
 from mmdensenet.apis import ImageClassification, build_model, load_config
 from mmdensenet.datasets import ToGrayscale
+from mmdensenet.errors import ToolError
 
 DIGITS = Path(__file__).resolve().parents[2] / 'configs' / 'digits' / 'densenet-bc-l22-k12_1xb64-16e_digits.py'
+
+
+def test_loads_as_mmcv_does_from_any_scope(tmp_path: Path) -> None:
+    pixels = np.random.default_rng(0).integers(0, 256, (6, 5, 3), dtype=np.uint8)
+    Image.fromarray(pixels).save(tmp_path / 'rgb.png')
+    ours = TRANSFORMS.build(dict(type='mmdensenet.LoadImageFromFile', color_type='grayscale'))
+    mmcvs = TRANSFORMS.build(dict(type='LoadImageFromFile', color_type='grayscale'))
+    loaded = ours(dict(img_path=str(tmp_path / 'rgb.png')))
+    assert np.array_equal(loaded['img'], mmcvs(dict(img_path=str(tmp_path / 'rgb.png')))['img'])
+    assert loaded['img_shape'] == loaded['ori_shape'] == (6, 5)
+
+
+def test_refuses_an_image_claiming_too_many_pixels(tmp_path: Path) -> None:
+    huge = write_png_claiming(tmp_path / 'huge.png', 20000, 20000)
+    load = TRANSFORMS.build(dict(type='mmdensenet.LoadImageFromFile', color_type='grayscale'))
+    with pytest.raises(ToolError, match=f'image {huge}: its header claims more than'):
+        load(dict(img_path=str(huge)))
 
 
 def test_bgr_turns_grey_by_the_luma_weights() -> None:
@@ -75,3 +96,10 @@ def test_mmpretrains_inferencer_reads_a_digit_file_as_our_inference_does(
     np.testing.assert_allclose(theirs['pred_scores'], scores, rtol=0, atol=tolerance)
     assert theirs['pred_label'] == predictions[0].label and theirs['pred_class'] == predictions[0].name
     assert not np.allclose(scores, scores[0], rtol=0, atol=0.01)  # the weights tell the classes apart
+
+
+def test_an_image_given_as_pixels_passes_through() -> None:
+    """mmpretrain's inferencers drop only steps named LoadImageFromFile and pass the pixels they read."""
+    image = np.zeros((6, 5), np.uint8)
+    load = TRANSFORMS.build(dict(type='mmdensenet.LoadImageFromFile', color_type='grayscale'))
+    assert load(dict(img=image))['img'] is image

@@ -3,23 +3,28 @@
 import json
 import pickle
 import re
+import shutil
 import threading
 from collections.abc import Iterator
 from functools import partial
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 import torchvision
 from cli_helpers import REPO, assert_ok, assert_one_line_error, python
+from image_helpers import write_png_claiming
 from mmengine.config import Config
+from PIL import Image
 from weight_helpers import RunsCommand
 
 from mmdensenet.analysis.curves import find_scalar_log, read_scalar_log
 
 TRAIN = REPO / 'tools' / 'train.py'
 TEST = REPO / 'tools' / 'test.py'
+DIGITS = REPO / 'configs' / 'digits' / 'densenet-bc-l22-k12_1xb64-16e_digits.py'
 
 
 def test_train_validates_and_checkpoints_every_epoch(trained: Path) -> None:
@@ -87,6 +92,15 @@ def assert_refused_safely(result, expected: str, root: Path) -> None:
          'auto_scale_lr.base_batch_size'),
         ('unknown flag', '', ['--no-such-flag'], 'unrecognized arguments: --no-such-flag'),
         ('misspelt top-level key', '', ['--cfg-options', 'modle.backbone.arch=169'], '--cfg-options: modle is not'),
+        ('unknown norm type', '', ['--cfg-options', 'model.backbone.norm_cfg.type=BNX'],
+         "model.backbone.norm_cfg.type: no layer is registered as 'BNX'"),
+        ('norm_cfg as a name', "model = dict(backbone=dict(norm_cfg='BN'))", [],
+         "model.backbone.norm_cfg must be a dict with the type of a layer, e.g. dict(type='BN'), got 'BN'"),
+        ('lr as text', '', ['--cfg-options', 'optim_wrapper.optimizer.lr=fast'],
+         "optim_wrapper.optimizer.lr must be a number, got 'fast'"),
+        ('no epochs', '', ['--cfg-options', 'train_cfg.max_epochs=0'], 'train_cfg.max_epochs must be a whole number'),
+        ('unknown optimizer', '', ['--cfg-options', 'optim_wrapper.optimizer.type=SDG'],
+         "optim_wrapper.optimizer.type: no optimizer is registered as 'SDG'"),
     ],
 )  # fmt: skip
 def test_config_mistakes_are_one_line_naming_the_key(
@@ -113,6 +127,42 @@ def test_empty_config_and_bad_work_dirs(tiny_config: Path, tmp_path: Path) -> No
     before = config.read_text()
     assert_one_line_error(python(TRAIN, config, '--work-dir', tmp_path), 'refusing to overwrite an input')
     assert config.read_text() == before
+
+
+def test_an_empty_annotation_file_is_named(tiny_config: Path, imagenet_folder: Path, tmp_path: Path) -> None:
+    data = shutil.copytree(imagenet_folder, tmp_path / 'data')
+    (data / 'meta' / 'train.txt').write_text('')
+    options = ['--cfg-options', f'train_dataloader.dataset.data_root={data}']
+    result = python(TRAIN, tiny_config, '--work-dir', tmp_path / 'run', *options)
+    assert_one_line_error(result, f'train_dataloader.dataset: {data}/meta/train.txt holds no samples')
+
+
+def test_an_image_claiming_too_many_pixels_is_refused_in_training(tmp_path: Path) -> None:
+    """The digits pipeline passes images to the net whole: 20000x20000 would need about 38 GB."""
+    data = tmp_path / 'digits'
+    for split in ('train', 'val'):
+        (data / split).mkdir(parents=True)
+        for label in range(2):
+            Image.fromarray(np.full((8, 8), label * 200, np.uint8)).save(data / split / f'{label}.png')
+    (data / 'meta').mkdir()
+    (data / 'meta' / 'train.txt').write_text('0.png 0\n1.png 1\nhuge.png 1\n')
+    (data / 'meta' / 'val.txt').write_text('0.png 0\n1.png 1\n')
+    huge = write_png_claiming(data / 'train' / 'huge.png', 20000, 20000)
+    options = [f'{loader}.dataset.data_root={data}' for loader in ('train_dataloader', 'val_dataloader')]
+    options.append('train_dataloader.num_workers=1')  # its error comes back from the worker process
+    result = python(TRAIN, DIGITS, '--work-dir', tmp_path / 'run', '--cfg-options', *options)
+    assert_one_line_error(result, f'image {huge}: its header claims more than 89,478,485 pixels')
+    assert not list((tmp_path / 'run').glob('*.pth'))
+
+
+def test_checkpoints_may_be_file_urls(trained: Path, tiny_config: Path, tmp_path: Path) -> None:
+    url = f'file://{trained / "epoch_2.pth"}'
+    result = python(
+        TRAIN, tiny_config, '--work-dir', tmp_path, '--cfg-options', f'load_from={url}', 'train_cfg.max_epochs=1'
+    )
+    assert_ok(result)
+    assert f'Load checkpoint from {trained / "epoch_2.pth"}' in result.stdout + result.stderr
+    assert_ok(python(TEST, tiny_config, url, '--work-dir', tmp_path / 'test'))
 
 
 @pytest.mark.parametrize('kind', ['broken', 'foreign', 'hostile'])
