@@ -84,8 +84,12 @@ def test_predict_refuses_arrays_that_are_not_images(tmp_path: Path, shape: tuple
 
 
 def test_predict_says_when_an_image_is_too_small_for_the_model(tmp_path: Path) -> None:
-    """The digits config has no resize; its net halves the image twice."""
-    config = REPO / 'configs' / 'digits' / 'densenet-bc-l22-k12_1xb64-16e_digits.py'
+    """The digits net, its test pipeline without the resize: the net halves the image twice."""
+    config = tmp_path / 'digits_at_own_size.py'
+    config.write_text(
+        f"_base_ = '{REPO / 'configs' / 'digits' / 'densenet-bc-l22-k12_1xb64-16e_digits.py'}'\n"
+        "test_pipeline = [dict(type='LoadImageFromFile', color_type='grayscale'), dict(type='PackInputs')]\n"
+    )
     classifier = ImageClassification(config, write_checkpoint(tmp_path / 'digits.pth', config))
     assert len(classifier.predict(np.zeros((4, 4), np.uint8), topk=3)) == 3
     with pytest.raises(ToolError, match='the image is 3x2 pixels after the test pipeline, too small for the model'):

@@ -162,20 +162,23 @@ def _pipe(path: Path) -> Path:
 @pytest.mark.parametrize(
     'make, expected',
     [
-        (
-            lambda tmp: _grey(tmp / 'dot.png', 1),
-            'dot.png is 1x1 pixels after the test pipeline, too small for the model',
-        ),
         (lambda tmp: write_png_claiming(tmp / 'huge.png', 20000, 20000), 'huge.png: its header claims more than'),
         (lambda tmp: _pipe(tmp / 'pipe.png'), 'pipe.png is a named pipe, not a file'),
     ],
 )
 def test_images_the_model_cannot_take_are_one_line(digits_checkpoint: Path, tmp_path: Path, make, expected) -> None:
-    """The digits config has no resize: the image reaches the model as it is."""
     out = tmp_path / 'pred.png'
     result = run_tool(TOOL, DIGITS, digits_checkpoint, make(tmp_path), '--out', out, timeout=300)
     assert_one_line_error(result, expected)
     assert not out.exists()
+
+
+def test_a_one_pixel_image_is_resized_to_the_nets_size(digits_checkpoint: Path, tmp_path: Path) -> None:
+    """The digits config's Resize brings any image to 8x8 (tests/test_apis/test_inference.py: one too small)."""
+    out = tmp_path / 'pred.png'
+    result = run_tool(TOOL, DIGITS, digits_checkpoint, _grey(tmp_path / 'dot.png', 1), '--out', out, '--topk', 2)
+    assert result.returncode == 0, result.stderr
+    assert len(parse_top(result.stdout)) == 2 and out.is_file()
 
 
 def test_topk_must_be_positive(digits_checkpoint: Path, tmp_path: Path) -> None:
