@@ -87,6 +87,12 @@ def assert_refused_safely(result, expected: str, root: Path) -> None:
          'auto_scale_lr.base_batch_size'),
         ('unknown flag', '', ['--no-such-flag'], 'unrecognized arguments: --no-such-flag'),
         ('misspelt top-level key', '', ['--cfg-options', 'modle.backbone.arch=169'], '--cfg-options: modle is not'),
+        ('arch field', '', ['--cfg-options', 'model.backbone.arch.growth_rate=0'],
+         "model.backbone: arch['growth_rate'] must be a positive int, got 0"),
+        ('arch depths', '', ['--cfg-options', 'model.backbone.arch.depths=3'],
+         "model.backbone: arch['depths'] must be a non-empty sequence of positive ints"),
+        ('no input channels', '', ['--cfg-options', 'model.backbone.in_channels=0'],
+         'model.backbone: in_channels must be a positive int'),
     ],
 )  # fmt: skip
 def test_config_mistakes_are_one_line_naming_the_key(
