@@ -17,6 +17,7 @@ from mmengine.config import Config
 from weight_helpers import RunsCommand
 
 from mmdensenet.analysis.curves import find_scalar_log, read_scalar_log
+from mmdensenet.weights import read_checkpoint
 
 TRAIN = REPO / 'tools' / 'train.py'
 TEST = REPO / 'tools' / 'test.py'
@@ -288,3 +289,37 @@ tta_pipeline = [
         scores[name] = torch.stack([p['pred_score'] for p in pickle.loads(out.read_bytes())])
     assert not torch.allclose(scores['flipped'], scores['plain'])
     torch.testing.assert_close(scores['tta'], (scores['flipped'] + scores['plain']) / 2)
+
+
+@pytest.fixture(scope='module')
+def damaged(trained: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """The tiny net's training checkpoint of epoch 2, its weights turned NaN, int64 or fp16."""
+    content, _ = read_checkpoint(str(trained / 'epoch_2.pth'))
+    root = tmp_path_factory.mktemp('damaged')
+    files = {}
+    for name, damage in (('nan', lambda t: torch.full_like(t, float('nan'))), ('int64', lambda t: t.long()),
+                         ('fp16', lambda t: t.half())):  # fmt: skip
+        state_dict = {key: damage(t) if t.is_floating_point() else t for key, t in content['state_dict'].items()}
+        files[name] = root / f'{name}.pth'
+        torch.save({**content, 'state_dict': state_dict}, files[name])
+    return files
+
+
+def test_damaged_weights_are_refused_by_every_tool_and_half_precision_loads(
+    damaged: dict[str, Path], tiny_config: Path, tmp_path: Path
+) -> None:
+    nan = f'error: checkpoint {damaged["nan"]}: backbone.stem.0.weight holds NaN or infinite values'
+    integers = (
+        f'error: checkpoint {damaged["int64"]}: backbone.stem.0.weight holds int64 values, where the model has float32'
+    )
+    for checkpoint, expected in ((damaged['nan'], nan), (damaged['int64'], integers)):
+        assert_one_line_error(python(TEST, tiny_config, checkpoint, '--work-dir', tmp_path / 'test'), expected)
+        work_dir = tmp_path / 'resume'
+        resumed = python(TRAIN, tiny_config, '--work-dir', work_dir, '--resume', checkpoint)
+        assert_one_line_error(resumed, expected)
+        loaded = python(TRAIN, tiny_config, '--work-dir', work_dir, '--cfg-options', f'load_from={checkpoint}')
+        assert_one_line_error(loaded, expected)
+        assert not list(work_dir.glob('*.pth'))
+    result = python(TEST, tiny_config, damaged['fp16'], '--work-dir', tmp_path / 'test')
+    assert_ok(result)
+    assert 'accuracy/top1' in result.stdout
