@@ -3,6 +3,7 @@
 import json
 import pickle
 import re
+import shutil
 import threading
 from collections.abc import Iterator
 from functools import partial
@@ -17,6 +18,7 @@ from mmengine.config import Config
 from weight_helpers import RunsCommand
 
 from mmdensenet.analysis.curves import find_scalar_log, read_scalar_log
+from mmdensenet.apis import build_model
 from mmdensenet.weights import read_checkpoint
 
 TRAIN = REPO / 'tools' / 'train.py'
@@ -289,6 +291,40 @@ tta_pipeline = [
         scores[name] = torch.stack([p['pred_score'] for p in pickle.loads(out.read_bytes())])
     assert not torch.allclose(scores['flipped'], scores['plain'])
     torch.testing.assert_close(scores['tta'], (scores['flipped'] + scores['plain']) / 2)
+
+
+def test_a_label_outside_the_heads_classes_is_one_line_naming_the_file_and_line(
+    tiny_config: Path, imagenet_folder: Path, tmp_path: Path
+) -> None:
+    root = Path(shutil.copytree(imagenet_folder, tmp_path / 'data'))  # 3 classes, 4 training images of each
+    annotations = root / 'meta' / 'train.txt'
+    lines = annotations.read_text().splitlines(keepends=True)
+    lines[6] = lines[6].replace(' 1\n', ' 5\n')
+    annotations.write_text(''.join(lines))
+    data = f'dict(dataset=dict(data_root={str(root)!r}))'
+    config = write_config(
+        tmp_path / 'three.py',
+        tiny_config,
+        'model = dict(head=dict(num_classes=3))\n'
+        + ''.join(f'{split}_dataloader = {data}\n' for split in ('train', 'val', 'test')),
+    )
+    result = python(TRAIN, config, '--work-dir', tmp_path / 'run')
+    expected = (
+        f'error: train_dataloader.dataset: {annotations} line 7 has label 5, '
+        'but model.head.num_classes is 3: labels must be 0 to 2'
+    )
+    assert_one_line_error(result, expected)
+    assert result.stderr.strip() == expected
+    assert not list((tmp_path / 'run').glob('*.pth'))
+    # The validation and test sets are checked too: a label there would make the accuracy silently wrong.
+    (root / 'meta' / 'val.txt').write_text((root / 'meta' / 'val.txt').read_text().replace(' 2\n', ' -1\n', 1))
+    annotations.write_text(''.join(lines).replace(' 5\n', ' 1\n'))
+    result = python(TRAIN, config, '--work-dir', tmp_path / 'run')
+    assert_one_line_error(result, f'val_dataloader.dataset: {root / "meta" / "val.txt"} line 5 has label -1')
+    checkpoint = tmp_path / 'weights.pth'
+    torch.save({'state_dict': build_model(Config.fromfile(config)).state_dict()}, checkpoint)
+    result = python(TEST, config, checkpoint, '--work-dir', tmp_path / 'test')
+    assert_one_line_error(result, f'test_dataloader.dataset: {root / "meta" / "val.txt"} line 5 has label -1')
 
 
 @pytest.fixture(scope='module')
