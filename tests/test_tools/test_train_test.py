@@ -96,6 +96,8 @@ def assert_refused_safely(result, expected: str, root: Path) -> None:
          "model.backbone: arch['depths'] must be a non-empty sequence of positive ints"),
         ('no input channels', '', ['--cfg-options', 'model.backbone.in_channels=0'],
          'model.backbone: in_channels must be a positive int'),
+        ('unknown norm type', '', ['--cfg-options', 'model.backbone.norm_cfg.type=BNN'],
+         "model.backbone: norm_cfg: 'BNN' is not a layer type of the mmpretrain scope, such as dict(type='BN')"),
     ],
 )  # fmt: skip
 def test_config_mistakes_are_one_line_naming_the_key(

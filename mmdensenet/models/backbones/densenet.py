@@ -4,6 +4,7 @@ Module names follow mmpretrain's DenseNet, so the checkpoints of its model zoo l
 they are: ``stem``, ``stages.i.block.j.{norm1,conv1,norm2,conv2}``, ``transitions.i``.
 """
 
+import inspect
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from enum import Enum
@@ -16,6 +17,7 @@ import torch.nn.functional as F
 import torch.utils.checkpoint as cp
 from mmcv.cnn import build_activation_layer, build_norm_layer
 from mmengine.model import BaseModule
+from mmengine.registry import MODELS as ROOT_MODELS
 from torch import Tensor
 from torch.nn.modules.batchnorm import _BatchNorm
 
@@ -308,6 +310,8 @@ class DenseNet(BaseModule):
         for name, flag in (('norm_eval', norm_eval), ('memory_efficient', memory_efficient)):
             if not isinstance(flag, bool):
                 raise ValueError(f'{name} must be True or False, got {flag!r}')
+        self._check_layer_cfg('norm_cfg', norm_cfg, "dict(type='BN')")
+        self._check_layer_cfg('act_cfg', act_cfg, "dict(type='ReLU')")
         self.frozen_stages = frozen_stages
         self.norm_eval = norm_eval
         self.growth_rate = setting['growth_rate']
@@ -407,6 +411,24 @@ class DenseNet(BaseModule):
         if len(set(normalised)) != len(normalised):
             raise ValueError(f'out_indices must not repeat a block, got {out_indices!r}')
         return normalised
+
+    @staticmethod
+    def _check_layer_cfg(name: str, cfg: Any, example: str) -> None:
+        """Refuses a layer config that names no layer mmcv can build (its own error would name None, not the type)."""
+        if not isinstance(cfg, dict) or 'type' not in cfg:
+            raise ValueError(f"{name} must be a dict with a 'type', such as {example}, got {cfg!r}")
+        layer = cfg['type']
+        if not inspect.isclass(layer):
+            # Where mmcv's build_norm_layer and build_activation_layer look the type up.
+            with ROOT_MODELS.switch_scope_and_registry(None) as registry:
+                found = registry.get(layer) if isinstance(layer, str) else None
+            if found is None:
+                raise ValueError(
+                    f'{name}: {layer!r} is not a layer type of the {registry.scope} scope, such as {example}'
+                )
+            layer = found
+        if layer is nn.GroupNorm and 'num_groups' not in cfg:  # mmcv only asserts it
+            raise ValueError(f"{name}: GroupNorm needs num_groups, such as dict(type='GN', num_groups=4), got {cfg!r}")
 
     def _check_exact_recompute(self) -> None:
         for module in self.modules():

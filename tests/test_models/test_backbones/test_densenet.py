@@ -390,6 +390,13 @@ def test_torch_compile_matches_eager(memory_efficient: bool) -> None:
         (dict(drop_rate=float('nan')), 'drop_rate must be a number'),
         (dict(norm_eval='yes'), 'norm_eval must be True or False'),
         (dict(memory_efficient=1), 'memory_efficient must be True or False'),
+        (dict(norm_cfg='BN'), "norm_cfg must be a dict with a 'type', such as dict\\(type='BN'\\), got 'BN'"),
+        (dict(norm_cfg=dict(eps=1e-3)), "norm_cfg must be a dict with a 'type'"),
+        (dict(norm_cfg=dict(type='BNN')), "norm_cfg: 'BNN' is not a layer type of the mmengine scope"),
+        (dict(norm_cfg=dict(type=5)), 'norm_cfg: 5 is not a layer type'),
+        (dict(act_cfg=dict(type='Relu')), "act_cfg: 'Relu' is not a layer type of the mmengine scope, such as dict"),
+        (dict(norm_cfg=dict(type='GN')), 'norm_cfg: GroupNorm needs num_groups'),
+        (dict(act_cfg=None), "act_cfg must be a dict with a 'type', such as dict\\(type='ReLU'\\), got None"),
     ],
 )
 def test_bad_arguments_raise_value_error(kwargs: dict, message: str) -> None:
