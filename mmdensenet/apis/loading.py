@@ -4,7 +4,7 @@ mmengine's Runner loads ``load_from`` (and the checkpoint it resumes from) with
 ``strict=False``: a checkpoint of another model loads nothing and only logs it, and a URL is
 unpickled by ``torch.hub`` without the weights-only guard. The tools therefore fetch a URL
 themselves, read every checkpoint with :func:`~mmdensenet.weights.read_checkpoint` and refuse
-one that does not fit the model before the Runner touches it.
+one that does not fit the model, or whose values cannot be its, before the Runner touches it.
 """
 
 import os
@@ -23,7 +23,7 @@ from ..engine.checkpoints import holds_training_state
 from ..errors import ToolError
 from ..inputs import require_file
 from ..weights import read_checkpoint, unwrap_state_dict
-from ..weights.checkpoint_io import DATA_PARALLEL_PREFIX, StateDict, errors_about
+from ..weights.checkpoint_io import DATA_PARALLEL_PREFIX, StateDict, check_values, errors_about
 from ..weights.download import cached_download, is_url
 
 
@@ -81,7 +81,8 @@ def unwrapped(model: nn.Module) -> nn.Module:
 
 
 def check_fits(model: nn.Module, state_dict: StateDict, path: str) -> None:
-    """Raises a ``ToolError`` unless ``state_dict`` has exactly ``model``'s keys and shapes."""
+    """Raises a ``ToolError`` unless ``state_dict`` has exactly ``model``'s keys and shapes, and values
+    that can be its (finite, of the same kind: see :func:`~mmdensenet.weights.checkpoint_io.check_values`)."""
     expected = model.state_dict()
     problems = []
     for kind, keys in (
@@ -97,6 +98,8 @@ def check_fits(model: nn.Module, state_dict: StateDict, path: str) -> None:
         problems.append(f'{len(resized)} tensors of another shape (e.g. {key}: {shapes})')
     if problems:
         raise ToolError(f'checkpoint {path} does not fit the model: {", ".join(problems)}')
+    with errors_about(f'checkpoint {path}'):
+        check_values(state_dict, expected)
 
 
 def load_weights(model: nn.Module, path: str) -> Checkpoint:

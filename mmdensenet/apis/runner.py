@@ -22,6 +22,7 @@ from ..errors import ToolError, one_line
 from ..outputs import check_output, writable_folder
 from .config import config_paths
 from .distributed import prepare_distributed
+from .labels import check_labels
 from .loading import Checkpoint, check_fits, checkpoint_to_load, unwrapped
 from .model import check_channels, check_layer_configs
 
@@ -29,7 +30,8 @@ T = TypeVar('T')
 
 
 class _SetUp(Hook):
-    """Tells the set-up from the run: it is over when the first epoch (or test batch) begins."""
+    """Tells the set-up from the run: it is over when the first epoch (or test batch) begins, once the
+    built datasets' labels are checked against the model's classes."""
 
     priority = 'HIGHEST'
 
@@ -38,9 +40,12 @@ class _SetUp(Hook):
 
     def before_train(self, runner: Runner) -> None:
         self.over = True
+        loops = {'train_dataloader': runner.train_loop, 'val_dataloader': runner.val_loop}
+        check_labels(unwrapped(runner.model), {key: getattr(loop, 'dataloader', None) for key, loop in loops.items()})
 
     def before_test(self, runner: Runner) -> None:
         self.over = True
+        check_labels(unwrapped(runner.model), {'test_dataloader': runner.test_loop.dataloader})
 
 
 # The builders that take a piece of the config, and the name of their argument that holds it.

@@ -144,3 +144,32 @@ def test_init_model_refuses_what_does_not_fit(tmp_path: Path) -> None:
         init_model(write_config(tmp_path / 'wide.py', width=64), tmp_path / 'other.pth')
     with pytest.raises(ToolError, match="cannot use device 'no-such-device'"):
         init_model(config, device='no-such-device')
+
+
+@pytest.mark.parametrize(
+    'damage, message',
+    [
+        (lambda t: t.fill_(float('nan')), 'backbone.stem.0.weight holds NaN or infinite values'),
+        (lambda t: t.long(), 'backbone.stem.0.weight holds int64 values, where the model has float32'),
+    ],
+    ids=['nan', 'int64'],
+)
+def test_init_model_refuses_damaged_weights(tmp_path: Path, damage, message: str) -> None:
+    config = write_config(tmp_path / 'tiny.py')
+    state_dict = write_checkpoint(tmp_path / 'tiny.pth', config)
+    damaged = {key: damage(tensor) if tensor.is_floating_point() else tensor for key, tensor in state_dict.items()}
+    torch.save({'state_dict': damaged}, tmp_path / 'damaged.pth')
+    with pytest.raises(ToolError) as error:
+        init_model(config, tmp_path / 'damaged.pth')
+    assert str(error.value) == f'checkpoint {tmp_path / "damaged.pth"}: {message}'
+
+
+@pytest.mark.parametrize('dtype', [torch.float16, torch.bfloat16])
+def test_init_model_loads_half_precision_weights(tmp_path: Path, dtype: torch.dtype) -> None:
+    config = write_config(tmp_path / 'tiny.py')
+    state_dict = write_checkpoint(tmp_path / 'tiny.pth', config)
+    half = {key: tensor.to(dtype) if tensor.is_floating_point() else tensor for key, tensor in state_dict.items()}
+    torch.save({'state_dict': half}, tmp_path / 'half.pth')
+    loaded = init_model(config, tmp_path / 'half.pth').state_dict()
+    assert all(torch.equal(loaded[key], tensor.to(loaded[key].dtype)) for key, tensor in half.items())
+    assert loaded['backbone.stem.1.num_batches_tracked'].dtype == torch.int64

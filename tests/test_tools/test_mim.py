@@ -145,3 +145,48 @@ def test_mmpretrains_model_hub_takes_our_index_beside_its_own(
     images = torch.randn(1, 3, 64, 64)
     with torch.no_grad():
         torch.testing.assert_close(model.eval()(images), reference.eval()(images))
+
+
+def test_mim_puts_its_own_traceback_below_our_line(installed: Path, tmp_path: Path) -> None:
+    """What the README says remains mim's: the tool's one line, then openmim's CalledProcessError, status 1."""
+    result = run(MIM, 'train', 'mmdensenet', 'densenet121_4xb256_in1k.py', '--cfg-options', 'model.backbone.arch=122',
+                 pythonpath=installed, cwd=tmp_path)  # fmt: skip
+    assert result.returncode == 1
+    ours = [line for line in result.stderr.splitlines() if line.startswith('error:')]
+    assert len(ours) == 1 and ours[0].startswith('error: model.backbone: arch must be one of')
+    assert result.stderr.strip().splitlines()[-1].startswith('subprocess.CalledProcessError')
+
+
+@pytest.mark.parametrize(
+    ('args', 'expected', 'status'),
+    [
+        (['train', 'densenet121_4xb256_in1k.py', '--cfg-options', 'model.backbone.arch=122'],
+         'error: model.backbone: arch must be one of', 1),
+        (['train', 'no_such_config.py'],
+         "error: mim train: The path no_such_config.py doesn't exist and we can not find the config file", 1),
+        (['train'], "error: mim train: Missing argument 'CONFIG'", 1),
+        (['test', 'densenet121_4xb256_in1k.py'], 'error: mim test: You must specify the checkpoint path', 1),
+        (['run', 'get_flops'], 'error: the following arguments are required: CONFIG', 2),
+        (['run', 'no_such_tool'], 'error: mim run: No script in codebase mmdensenet has suffix /no_such_tool.py', 1),
+        (['search'], 'error: usage: python -m mmdensenet {train,test,run} ARGS...', 1),
+    ],
+    ids=['tool error', 'missing config', 'no config', 'test without checkpoint', 'tool usage', 'no tool', 'other'],
+)  # fmt: skip
+def test_python_m_mmdensenet_ends_as_the_tool_ends(
+    installed: Path, tmp_path: Path, args: list, expected: str, status: int
+) -> None:
+    """The same mim commands, with the tool's line and status as they were, and mim's refusals as one line."""
+    result = run(sys.executable, '-m', 'mmdensenet', *args, pythonpath=installed, cwd=tmp_path)
+    assert result.returncode == status, result.stderr[-3000:]
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(expected), result.stderr[-3000:]
+
+
+def test_python_m_mmdensenet_runs_what_mim_runs(
+    installed: Path, trained: Path, tiny_config: Path, tmp_path: Path
+) -> None:
+    result = run(sys.executable, '-m', 'mmdensenet', 'test', tiny_config, '--checkpoint', trained / 'epoch_2.pth',
+                 '--work-dir', tmp_path / 'test', pythonpath=installed, cwd=tmp_path)  # fmt: skip
+    assert_ok(result)
+    assert str(installed / 'mmdensenet' / '.mim' / 'tools' / 'test.py') in result.stdout
+    assert 'accuracy/top1' in result.stdout

@@ -21,6 +21,8 @@ from PIL import Image
 from weight_helpers import RunsCommand
 
 from mmdensenet.analysis.curves import find_scalar_log, read_scalar_log
+from mmdensenet.apis import build_model
+from mmdensenet.weights import read_checkpoint
 
 TRAIN = REPO / 'tools' / 'train.py'
 TEST = REPO / 'tools' / 'test.py'
@@ -101,6 +103,12 @@ def assert_refused_safely(result, expected: str, root: Path) -> None:
         ('no epochs', '', ['--cfg-options', 'train_cfg.max_epochs=0'], 'train_cfg.max_epochs must be a whole number'),
         ('unknown optimizer', '', ['--cfg-options', 'optim_wrapper.optimizer.type=SDG'],
          "optim_wrapper.optimizer.type: no optimizer is registered as 'SDG'"),
+        ('arch field', '', ['--cfg-options', 'model.backbone.arch.growth_rate=0'],
+         "model.backbone: arch['growth_rate'] must be a positive int, got 0"),
+        ('arch depths', '', ['--cfg-options', 'model.backbone.arch.depths=3'],
+         "model.backbone: arch['depths'] must be a non-empty sequence of positive ints"),
+        ('no input channels', '', ['--cfg-options', 'model.backbone.in_channels=0'],
+         'model.backbone: in_channels must be a positive int'),
     ],
 )  # fmt: skip
 def test_config_mistakes_are_one_line_naming_the_key(
@@ -332,3 +340,71 @@ tta_pipeline = [
         scores[name] = torch.stack([p['pred_score'] for p in pickle.loads(out.read_bytes())])
     assert not torch.allclose(scores['flipped'], scores['plain'])
     torch.testing.assert_close(scores['tta'], (scores['flipped'] + scores['plain']) / 2)
+
+
+def test_a_label_outside_the_heads_classes_is_one_line_naming_the_file_and_line(
+    tiny_config: Path, imagenet_folder: Path, tmp_path: Path
+) -> None:
+    root = Path(shutil.copytree(imagenet_folder, tmp_path / 'data'))  # 3 classes, 4 training images of each
+    annotations = root / 'meta' / 'train.txt'
+    lines = annotations.read_text().splitlines(keepends=True)
+    lines[6] = lines[6].replace(' 1\n', ' 5\n')
+    annotations.write_text(''.join(lines))
+    data = f'dict(dataset=dict(data_root={str(root)!r}))'
+    config = write_config(
+        tmp_path / 'three.py',
+        tiny_config,
+        'model = dict(head=dict(num_classes=3))\n'
+        + ''.join(f'{split}_dataloader = {data}\n' for split in ('train', 'val', 'test')),
+    )
+    result = python(TRAIN, config, '--work-dir', tmp_path / 'run')
+    expected = (
+        f'error: train_dataloader.dataset: {annotations} line 7 has label 5, '
+        'but model.head.num_classes is 3: labels must be 0 to 2'
+    )
+    assert_one_line_error(result, expected)
+    assert result.stderr.strip() == expected
+    assert not list((tmp_path / 'run').glob('*.pth'))
+    # The validation and test sets are checked too: a label there would make the accuracy silently wrong.
+    (root / 'meta' / 'val.txt').write_text((root / 'meta' / 'val.txt').read_text().replace(' 2\n', ' -1\n', 1))
+    annotations.write_text(''.join(lines).replace(' 5\n', ' 1\n'))
+    result = python(TRAIN, config, '--work-dir', tmp_path / 'run')
+    assert_one_line_error(result, f'val_dataloader.dataset: {root / "meta" / "val.txt"} line 5 has label -1')
+    checkpoint = tmp_path / 'weights.pth'
+    torch.save({'state_dict': build_model(Config.fromfile(config)).state_dict()}, checkpoint)
+    result = python(TEST, config, checkpoint, '--work-dir', tmp_path / 'test')
+    assert_one_line_error(result, f'test_dataloader.dataset: {root / "meta" / "val.txt"} line 5 has label -1')
+
+
+@pytest.fixture(scope='module')
+def damaged(trained: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """The tiny net's training checkpoint of epoch 2, its weights turned NaN, int64 or fp16."""
+    content, _ = read_checkpoint(str(trained / 'epoch_2.pth'))
+    root = tmp_path_factory.mktemp('damaged')
+    files = {}
+    for name, damage in (('nan', lambda t: torch.full_like(t, float('nan'))), ('int64', lambda t: t.long()),
+                         ('fp16', lambda t: t.half())):  # fmt: skip
+        state_dict = {key: damage(t) if t.is_floating_point() else t for key, t in content['state_dict'].items()}
+        files[name] = root / f'{name}.pth'
+        torch.save({**content, 'state_dict': state_dict}, files[name])
+    return files
+
+
+def test_damaged_weights_are_refused_by_every_tool_and_half_precision_loads(
+    damaged: dict[str, Path], tiny_config: Path, tmp_path: Path
+) -> None:
+    nan = f'error: checkpoint {damaged["nan"]}: backbone.stem.0.weight holds NaN or infinite values'
+    integers = (
+        f'error: checkpoint {damaged["int64"]}: backbone.stem.0.weight holds int64 values, where the model has float32'
+    )
+    for checkpoint, expected in ((damaged['nan'], nan), (damaged['int64'], integers)):
+        assert_one_line_error(python(TEST, tiny_config, checkpoint, '--work-dir', tmp_path / 'test'), expected)
+        work_dir = tmp_path / 'resume'
+        resumed = python(TRAIN, tiny_config, '--work-dir', work_dir, '--resume', checkpoint)
+        assert_one_line_error(resumed, expected)
+        loaded = python(TRAIN, tiny_config, '--work-dir', work_dir, '--cfg-options', f'load_from={checkpoint}')
+        assert_one_line_error(loaded, expected)
+        assert not list(work_dir.glob('*.pth'))
+    result = python(TEST, tiny_config, damaged['fp16'], '--work-dir', tmp_path / 'test')
+    assert_ok(result)
+    assert 'accuracy/top1' in result.stdout

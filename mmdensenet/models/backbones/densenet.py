@@ -4,10 +4,11 @@ Module names follow mmpretrain's DenseNet, so the checkpoints of its model zoo l
 they are: ``stem``, ``stages.i.block.j.{norm1,conv1,norm2,conv2}``, ``transitions.i``.
 """
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from enum import Enum
-from typing import Optional, Union
+from numbers import Integral, Real
+from typing import Any, Optional, Union
 
 import torch
 import torch.nn as nn
@@ -47,6 +48,35 @@ def _cifar_arch(depth: int, growth_rate: int, bc: bool) -> ArchSetting:
 FROM_MMPRETRAIN = 'see the README\'s section "Coming from mmpretrain\'s DenseNet"'
 # mmpretrain's DenseNet takes these as arguments; ours takes them as these keys of ``arch``.
 MMPRETRAIN_ARGUMENTS = {'bn_size': 'bn_size', 'compression_factor': 'compression'}
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, Integral) and not isinstance(value, bool)
+
+
+def _is_positive_int(value: Any) -> bool:
+    return _is_int(value) and value > 0
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, Real) and not isinstance(value, bool)
+
+
+def _is_depths(value: Any) -> bool:
+    return (
+        isinstance(value, Sequence) and not isinstance(value, str) and bool(value) and all(map(_is_positive_int, value))
+    )
+
+
+# What each field of an arch dict may be: its allowed values in words, and the check.
+ARCH_FIELDS: dict[str, tuple[str, Callable[[Any], bool]]] = {
+    'growth_rate': ('a positive int', _is_positive_int),
+    'depths': ('a non-empty sequence of positive ints (the layers of each dense block)', _is_depths),
+    'init_channels': ('a positive int', _is_positive_int),
+    'bn_size': ('a non-negative int (0 for no bottleneck)', lambda value: _is_int(value) and value >= 0),
+    'compression': ('a number in (0, 1]', lambda value: _is_number(value) and 0 < value <= 1),
+    'stem': ("'imagenet' or 'cifar'", lambda value: isinstance(value, str) and value in ('imagenet', 'cifar')),
+}
 
 NORM_TYPES = (nn.modules.batchnorm._NormBase, nn.GroupNorm, nn.LayerNorm)
 # Norm layers whose recomputation in backward can be made exact (see _DenseLayer).
@@ -307,10 +337,15 @@ class DenseNet(BaseModule):
         depths = setting['depths']
         num_blocks = len(depths)
         self.out_indices = self._check_out_indices(out_indices, num_blocks)
-        if not isinstance(frozen_stages, int) or not -1 <= frozen_stages <= num_blocks:
+        if not _is_positive_int(in_channels):
+            raise ValueError(f'in_channels must be a positive int (the channels of the input), got {in_channels!r}')
+        if not _is_int(frozen_stages) or not -1 <= frozen_stages <= num_blocks:
             raise ValueError(f'frozen_stages must be an integer from -1 to {num_blocks}, got {frozen_stages!r}')
-        if not 0 <= drop_rate < 1:
-            raise ValueError(f'drop_rate must be in [0, 1), got {drop_rate!r}')
+        if not (_is_number(drop_rate) and 0 <= drop_rate < 1):
+            raise ValueError(f'drop_rate must be a number in [0, 1), got {drop_rate!r}')
+        for name, flag in (('norm_eval', norm_eval), ('memory_efficient', memory_efficient)):
+            if not isinstance(flag, bool):
+                raise ValueError(f'{name} must be True or False, got {flag!r}')
         self.frozen_stages = frozen_stages
         self.norm_eval = norm_eval
         self.growth_rate = setting['growth_rate']
@@ -348,6 +383,11 @@ class DenseNet(BaseModule):
             channels += num_layers * self.growth_rate
             if i < num_blocks - 1:
                 out_channels = int(channels * setting['compression'])
+                if out_channels == 0:
+                    raise ValueError(
+                        f"arch['compression'] must keep one of the {channels} channels of dense block {i}, "
+                        f'so be at least {1 / channels:.3g}, got {setting["compression"]!r}'
+                    )
                 self.transitions.append(_Transition(channels, out_channels, norm_cfg, act_cfg))
                 tap = 'act'
             else:
@@ -378,15 +418,17 @@ class DenseNet(BaseModule):
         if not isinstance(arch, dict):
             raise ValueError(f'arch must be a string, an int or a dict, got {type(arch).__name__}')
         required = {'growth_rate', 'depths', 'init_channels'}
-        allowed = required | set(cls.arch_defaults)
-        if not required <= arch.keys() or not arch.keys() <= allowed:
+        if not required <= arch.keys() or not arch.keys() <= ARCH_FIELDS.keys():
             raise ValueError(
                 f'arch dict needs the keys {sorted(required)} and may have {sorted(cls.arch_defaults)}, '
-                f'got {sorted(arch)}'
+                f'got {sorted(map(str, arch))}'
             )
-        if arch.get('stem', 'imagenet') not in ('imagenet', 'cifar'):
-            raise ValueError(f"arch['stem'] must be 'imagenet' or 'cifar', got {arch['stem']!r}")
-        return {**cls.arch_defaults, **arch}
+        setting = {**cls.arch_defaults, **arch}
+        for field, (allowed, valid) in ARCH_FIELDS.items():
+            if not valid(setting[field]):
+                raise ValueError(f'arch[{field!r}] must be {allowed}, got {setting[field]!r}')
+        ints = {field: int(setting[field]) for field in ('growth_rate', 'init_channels', 'bn_size')}
+        return {**setting, **ints, 'depths': tuple(map(int, setting['depths']))}
 
     @staticmethod
     def _refuse_mmpretrain_arguments(arguments: dict[str, object]) -> None:
@@ -400,11 +442,16 @@ class DenseNet(BaseModule):
 
     @staticmethod
     def _check_out_indices(out_indices: Union[int, Sequence[int]], num_blocks: int) -> tuple[int, ...]:
-        indices = (out_indices,) if isinstance(out_indices, int) else tuple(out_indices)
+        if _is_int(out_indices):
+            indices = (out_indices,)
+        else:
+            indices = (
+                tuple(out_indices) if isinstance(out_indices, Sequence) and not isinstance(out_indices, str) else ()
+            )
         allowed = f'integers in [{-num_blocks}, {num_blocks - 1}]'
-        if not indices or not all(isinstance(i, int) and -num_blocks <= i < num_blocks for i in indices):
+        if not indices or not all(_is_int(i) and -num_blocks <= i < num_blocks for i in indices):
             raise ValueError(f'out_indices must be {allowed}, got {out_indices!r}')
-        normalised = tuple(sorted(i % num_blocks for i in indices))
+        normalised = tuple(sorted(int(i) % num_blocks for i in indices))
         if len(set(normalised)) != len(normalised):
             raise ValueError(f'out_indices must not repeat a block, got {out_indices!r}')
         return normalised

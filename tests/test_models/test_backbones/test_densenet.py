@@ -1,5 +1,6 @@
 import copy
 
+import numpy as np
 import pytest
 import torch
 from mmengine.registry import MODELS as ROOT_MODELS
@@ -438,12 +439,69 @@ def test_torch_compile_matches_eager(memory_efficient: bool) -> None:
         (dict(frozen_stages=-2), 'frozen_stages'),
         (dict(drop_rate=1.0), 'drop_rate'),
         (dict(memory_efficient=True, norm_cfg=dict(type='SyncBN')), 'memory_efficient=True needs'),
+        (dict(out_indices=1.5), 'out_indices must be'),
+        (dict(out_indices=True), 'out_indices must be'),
+        (dict(frozen_stages=True), 'frozen_stages'),
+        (dict(drop_rate='0.1'), 'drop_rate must be a number in \\[0, 1\\)'),
+        (dict(drop_rate=float('nan')), 'drop_rate must be a number'),
+        (dict(norm_eval='yes'), 'norm_eval must be True or False'),
+        (dict(memory_efficient=1), 'memory_efficient must be True or False'),
     ],
 )
 def test_bad_arguments_raise_value_error(kwargs: dict, message: str) -> None:
     kwargs.setdefault('arch', TINY)
     with pytest.raises(ValueError, match=message):
         DenseNet(**kwargs)
+
+
+@pytest.mark.parametrize(
+    'field, value, allowed',
+    [
+        *[('growth_rate', value, 'a positive int') for value in (0, -12, '12', 12.5, True, None)],
+        *[
+            ('depths', value, 'a non-empty sequence of positive ints \\(the layers of each dense block\\)')
+            for value in ((0, 0, 0), (3, -1, 3), 3, (), '333', (3, 2.0, 3), (3, True), None)
+        ],
+        *[('init_channels', value, 'a positive int') for value in (0, -16, 16.0)],
+        *[('bn_size', value, 'a non-negative int \\(0 for no bottleneck\\)') for value in (-1, 1.5, '4', False)],
+        *[('compression', value, 'a number in \\(0, 1\\]') for value in (0, 1.5, -0.5, float('nan'), '0.5', True)],
+        *[('stem', value, "'imagenet' or 'cifar'") for value in ('huge', 'CIFAR', None, ['cifar'])],
+    ],
+)
+def test_every_arch_field_is_checked_naming_the_field_and_its_allowed_values(
+    field: str, value: object, allowed: str
+) -> None:
+    with pytest.raises(ValueError, match=f"^arch\\['{field}'\\] must be {allowed}, got "):
+        DenseNet(dict(TINY, **{field: value}))
+
+
+def test_arch_field_error_in_full() -> None:
+    with pytest.raises(ValueError) as error:
+        DenseNet(dict(TINY, growth_rate='12'))
+    assert str(error.value) == "arch['growth_rate'] must be a positive int, got '12'"
+
+
+def test_compression_must_keep_a_channel() -> None:
+    # The first dense block gives 16 + 8 channels; 0.04 of them rounds down to none.
+    with pytest.raises(ValueError, match=r"arch\['compression'\] must keep one of the 24 channels of dense block 0"):
+        DenseNet(dict(TINY, compression=0.04))
+    assert DenseNet(dict(TINY, compression=0.12)).transitions[0].conv.out_channels == 2
+
+
+@pytest.mark.parametrize('in_channels', [0, -3, 3.0, True, '3'])
+def test_in_channels_must_be_a_positive_int(in_channels: object) -> None:
+    with pytest.raises(ValueError, match='in_channels must be a positive int'):
+        DenseNet(TINY, in_channels=in_channels)
+
+
+def test_edge_values_of_arch_fields_build() -> None:
+    """No bottleneck, no compression, one block, one layer, numpy ints and a list of depths are all valid."""
+    model = DenseNet(dict(growth_rate=np.int64(4), depths=[1], init_channels=2, bn_size=0, compression=1)).eval()
+    assert not model.stages[0].block[0].bottleneck
+    assert model.out_channels == (6,)
+    assert model(torch.randn(1, 3, 16, 16))[0].shape == (1, 6, 4, 4)
+    model = DenseNet(dict(TINY, depths=tuple(np.array([1, 1])), compression=1.0), out_indices=np.int64(0))
+    assert model.block_channels == [24, 32] and model.out_indices == (0,)
 
 
 def test_cifar_arch_rejects_a_fourth_out_index() -> None:
