@@ -19,6 +19,8 @@ import numpy as np
 import pytest
 import torch
 import torchvision
+
+pytest.importorskip('mmdet', reason='mmdetection is not installed')
 from mmdet.apis import DetInferencer, inference_detector, init_detector
 from mmdet.datasets import CocoDataset
 from mmdet.registry import MODELS
@@ -29,7 +31,10 @@ from mmengine.registry import init_default_scope
 from mmengine.runner import Runner
 from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
-from weight_helpers import (
+
+from mmdensenet.models import DenseNet
+from mmdensenet.weights import load_pretrained
+from tests.weight_helpers import (
     TORCHVISION_FILES,
     assert_same_logits,
     mmpretrain_classifier,
@@ -38,9 +43,6 @@ from weight_helpers import (
     table_checkpoint_urls,
     use_download_cache,
 )
-
-from mmdensenet.models import DenseNet
-from mmdensenet.weights import load_pretrained
 
 pytestmark = pytest.mark.detection
 

@@ -12,16 +12,18 @@ from pathlib import Path
 
 import pytest
 import torch
+
+pytest.importorskip('mmdet', reason='mmdetection is not installed')
 from mmdet.apis import init_detector
 from mmdet.models.backbones import ResNet as MMDetResNet
 from mmpretrain.models.backbones import DenseNet as MMPretrainDenseNet
 from mmpretrain.models.backbones import ResNet as MMPretrainResNet
 from torch import nn
-from weight_helpers import randomize_batchnorm
 
 from mmdensenet.apis.model import check_channels
 from mmdensenet.errors import ToolError
 from mmdensenet.models import DenseNet
+from tests.weight_helpers import randomize_batchnorm
 
 REPO = Path(__file__).resolve().parents[2]
 SECTION = "Coming from mmpretrain's DenseNet"

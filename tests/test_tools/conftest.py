@@ -4,8 +4,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from cli_helpers import REPO, assert_ok, python
 from PIL import Image
+
+from tests.test_tools.cli_helpers import REPO, assert_ok, python
 
 NUM_CLASSES = 3
 TINY_ARCH = dict(_delete_=True, growth_rate=8, depths=(1, 2, 3, 4), init_channels=16)

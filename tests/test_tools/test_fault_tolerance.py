@@ -19,10 +19,10 @@ from typing import Optional
 
 import pytest
 import torch
-from cli_helpers import HERE, REPO, free_port
 
 from mmdensenet.engine import PREEMPTION_CHECKPOINT, STOP_EXIT_CODE
 from mmdensenet.weights import read_checkpoint
+from tests.test_tools.cli_helpers import HERE, REPO, free_port
 
 TRAIN = REPO / 'tools' / 'train.py'
 TIMEOUT = 300  # seconds; a run on a busy 2-core machine takes well under a minute

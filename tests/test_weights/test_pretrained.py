@@ -16,7 +16,10 @@ import pytest
 import torch
 import torchvision
 from torch import Tensor, nn
-from weight_helpers import (
+
+from mmdensenet.models import DenseNet
+from mmdensenet.weights import CheckpointError, from_torchvision, load_pretrained
+from tests.weight_helpers import (
     TORCHVISION_FILES,
     RunsCommand,
     assert_same_logits,
@@ -26,9 +29,6 @@ from weight_helpers import (
     table_checkpoint_urls,
     use_download_cache,
 )
-
-from mmdensenet.models import DenseNet
-from mmdensenet.weights import CheckpointError, from_torchvision, load_pretrained
 
 TINY = dict(growth_rate=8, depths=(1, 2, 3, 4), init_channels=16)
 IMAGES = (2, 3, 64, 64)

@@ -13,9 +13,9 @@ import pytest
 import torch
 from mmengine.logging import HistoryBuffer
 from PIL import Image
-from weight_helpers import REPO, RunsCommand
 
 from mmdensenet.weights.safe_globals import history_buffer_statistic
+from tests.weight_helpers import REPO, RunsCommand
 
 EPOCH_ITERS = 2  # 4 training images, batch 2
 
