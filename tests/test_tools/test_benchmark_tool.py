@@ -10,7 +10,7 @@ import pytest
 import torch
 from PIL import Image
 
-from tests.test_tools.cli_helpers import assert_one_line_error, run_tool
+from tests.cli_helpers import assert_one_line_error, run_tool
 
 TOOL = 'analysis_tools/benchmark.py'
 TINY_RUN = ['--batch-size', '2', '--img-size', '32', '--warmup', '0', '--iters', '1']

@@ -19,7 +19,7 @@ from PIL import Image
 from torch import nn
 
 from mmdensenet.models.backbones.densenet import DenseNet
-from tests.test_tools.cli_helpers import REPO, assert_one_line_error, run_tool
+from tests.cli_helpers import REPO, assert_one_line_error, run_tool
 from tests.weight_helpers import (
     RunsCommand,
     assert_same_logits,

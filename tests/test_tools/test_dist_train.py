@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from mmdensenet.analysis.curves import find_scalar_log, read_scalar_log
-from tests.test_tools.cli_helpers import REPO, assert_ok, assert_one_line_error, free_port, python, run
+from tests.cli_helpers import REPO, assert_ok, assert_one_line_error, free_port, python, run
 
 
 @pytest.fixture(scope='module')

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from mmdensenet.apis import build_model, load_config
-from tests.test_tools.cli_helpers import REPO, assert_one_line_error, run_tool
+from tests.cli_helpers import REPO, assert_one_line_error, run_tool
 
 TOOL = 'deployment/export_onnx.py'
 

@@ -17,7 +17,7 @@ from mmpretrain.apis import ModelHub
 
 from mmdensenet.analysis.curves import find_scalar_log, read_scalar_log
 from mmdensenet.models import DenseNet
-from tests.test_tools.cli_helpers import REPO, assert_ok, run
+from tests.cli_helpers import REPO, assert_ok, run
 
 MIM = Path(sys.executable).with_name('mim')
 ARCHS = ('121', '169', '201', '161')

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from PIL import Image
 
-from tests.test_tools.cli_helpers import assert_ok, run
+from tests.cli_helpers import assert_ok, run
 
 MIM = Path(sys.executable).with_name('mim')
 

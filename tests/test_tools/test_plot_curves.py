@@ -11,7 +11,7 @@ from PIL import Image
 from torch.utils.data import Dataset
 
 import mmdensenet  # noqa: F401  (registers mmdensenet.DenseNet)
-from tests.test_tools.cli_helpers import assert_one_line_error, run_tool
+from tests.cli_helpers import assert_one_line_error, run_tool
 
 TOOL = 'analysis_tools/plot_curves.py'
 NUM_CLASSES = 6

@@ -8,7 +8,7 @@ import torch
 
 from mmdensenet.analysis.curves import find_scalar_log, read_scalar_log
 from mmdensenet.weights.checkpoint_io import read_checkpoint
-from tests.test_tools.cli_helpers import REPO, assert_ok, python
+from tests.cli_helpers import REPO, assert_ok, python
 
 TRAIN = REPO / 'tools' / 'train.py'
 

@@ -20,8 +20,8 @@ from PIL import Image
 from mmdensenet.analysis.curves import find_scalar_log, read_scalar_log
 from mmdensenet.apis import build_model
 from mmdensenet.weights import read_checkpoint
+from tests.cli_helpers import REPO, assert_ok, assert_one_line_error, python
 from tests.image_helpers import write_png_claiming
-from tests.test_tools.cli_helpers import REPO, assert_ok, assert_one_line_error, python
 from tests.weight_helpers import RunsCommand
 
 TRAIN = REPO / 'tools' / 'train.py'

@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from mmdensenet.analysis.curves import find_scalar_log, read_scalar_log
-from tests.test_tools.cli_helpers import REPO, assert_ok, assert_one_line_error, python
+from tests.cli_helpers import REPO, assert_ok, assert_one_line_error, python
 
 SCRIPT = REPO / 'tools' / 'demo' / 'train_digits.py'
 
