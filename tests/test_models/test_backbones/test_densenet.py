@@ -241,7 +241,7 @@ def test_feature_extractor_on_feature_info_modules_equals_eager(
 @pytest.mark.filterwarnings('ignore::FutureWarning', 'ignore::torch.jit.TracerWarning')
 @pytest.mark.parametrize('memory_efficient', [False, True])
 def test_exported_and_traced_models_equal_eager(memory_efficient: bool) -> None:
-    """The export routes the README names, but ONNX (tests/test_tools/test_export_onnx.py)."""
+    """The export routes docs/export.md names, but ONNX (tests/test_tools/test_export_onnx.py)."""
     arch, size = GRAPH_ARCHS[0]
     model = all_taps(arch, memory_efficient=memory_efficient).eval()
     example, x = torch.randn(2, 3, size, size), torch.randn(2, 3, size, size)

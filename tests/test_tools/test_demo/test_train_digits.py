@@ -1,4 +1,4 @@
-"""The README's demo: scikit-learn's digits written once as an image folder, then a DenseNet trained on it."""
+"""The quick start's demo: scikit-learn's digits written once as an image folder, then a DenseNet trained on it."""
 
 import importlib.util
 import re
