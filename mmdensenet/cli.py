@@ -7,13 +7,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import NoReturn
 
-from .errors import (
-    ToolError,
-    one_line,
-    reraise_as_tool_error,  # noqa: F401  (older code imported it, and the names below, from here)
-)
-from .outputs import atomic_output, require_png, writable_folder  # noqa: F401
-from .outputs import check_output as refuse_overwriting_inputs  # noqa: F401
+from .errors import ToolError, one_line
 
 # Set by mmdensenet.apis.launch: where its processes leave their one-line errors.
 ERROR_FOLDER_VARIABLE = 'MMDENSENET_ERROR_FOLDER'

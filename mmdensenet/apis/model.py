@@ -80,6 +80,12 @@ def check_channels(model: nn.Module) -> None:
         )
 
 
+def net_stride(model: nn.Module) -> int:
+    """The largest ``reduction`` in the backbone's ``feature_info`` (timm's format); 1 without one."""
+    feature_info = getattr(getattr(model, 'backbone', model), 'feature_info', None) or []
+    return max((info['reduction'] for info in feature_info), default=1)
+
+
 def init_model(
     config: Union[str, Path, Config], checkpoint: Union[str, Path, None] = None, device: str = 'cpu'
 ) -> nn.Module:

@@ -500,16 +500,6 @@ class DenseNet(BaseModule):
             self.init_cfg = init_cfg
 
     @property
-    def block_channels(self) -> list[int]:
-        """Channels of every block's tap (``feature_info``'s ``num_chs``)."""
-        return [info['num_chs'] for info in self.feature_info]
-
-    @property
-    def block_strides(self) -> list[int]:
-        """Stride of every block's tap (``feature_info``'s ``reduction``)."""
-        return [info['reduction'] for info in self.feature_info]
-
-    @property
     def out_channels(self) -> tuple[int, ...]:
         """Channels of the taps that ``forward`` returns."""
         return tuple(self.feature_info[i]['num_chs'] for i in self.out_indices)

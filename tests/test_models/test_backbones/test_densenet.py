@@ -125,10 +125,9 @@ def test_feature_info_describes_each_tap_and_the_module_that_outputs_it(arch: st
     assert [o.shape[1:] for o in outs] == [(c, size // r, size // r) for c, r, _ in expected]
 
 
-def test_channel_and_stride_lists_derive_from_feature_info() -> None:
+def test_out_channels_derive_from_feature_info() -> None:
     model = DenseNet('bc-l100-k12', out_indices=(0, 2))
-    assert model.block_channels == [216, 300, 342]
-    assert model.block_strides == [1, 2, 4]
+    assert [(info['num_chs'], info['reduction']) for info in model.feature_info] == [(216, 1), (300, 2), (342, 4)]
     assert model.out_channels == (216, 342)
 
 
@@ -501,7 +500,7 @@ def test_edge_values_of_arch_fields_build() -> None:
     assert model.out_channels == (6,)
     assert model(torch.randn(1, 3, 16, 16))[0].shape == (1, 6, 4, 4)
     model = DenseNet(dict(TINY, depths=tuple(np.array([1, 1])), compression=1.0), out_indices=np.int64(0))
-    assert model.block_channels == [24, 32] and model.out_indices == (0,)
+    assert [info['num_chs'] for info in model.feature_info] == [24, 32] and model.out_indices == (0,)
 
 
 def test_cifar_arch_rejects_a_fourth_out_index() -> None:
