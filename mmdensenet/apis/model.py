@@ -7,12 +7,13 @@ from typing import Any, Union
 
 import torch.nn as nn
 from mmengine.config import Config
+from mmengine.model import BaseTTAModel, is_model_wrapper
 from mmengine.registry import MODELS, DefaultScope
 
 from ..errors import ToolError, reraise_as_tool_error
 from ..models.backbones.densenet import FROM_MMPRETRAIN, DenseNet
+from ..weights.checkpoint_io import load_weights
 from .config import config_paths, is_registered, load_config
-from .loading import load_weights
 
 DEFAULT_SCOPE = 'mmpretrain'
 # The model settings that mmcv's layer builders read, with examples of the types they take.
@@ -49,6 +50,13 @@ def build_model(cfg: Config) -> nn.Module:
     scope = cfg.get('default_scope', DEFAULT_SCOPE)
     with reraise_as_tool_error("cannot build the config's model"), DefaultScope.overwrite_default_scope(scope):
         return MODELS.build(model_cfg)
+
+
+def unwrapped(model: nn.Module) -> nn.Module:
+    """The model that mmengine loads a checkpoint into: inside DDP and test-time-augmentation wrappers."""
+    while is_model_wrapper(model) or isinstance(model, BaseTTAModel):
+        model = model.module
+    return model
 
 
 def check_channels(model: nn.Module) -> None:

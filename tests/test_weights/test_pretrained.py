@@ -191,8 +191,9 @@ def test_missing_tensors_are_named_as_the_file_names_them(tmp_path: Path) -> Non
     path = tmp_path / 'damaged.pth'
     torch.save(state_dict, path)
     message = (
-        f'{path} (torchvision DenseNet with the published names (norm.1, conv.1)): missing tensors '
-        'features.norm0.weight, features.denseblock2.denselayer2.conv2.weight, features.norm5.bias of the backbone'
+        f'{path} (torchvision DenseNet with the published names (norm.1, conv.1)) does not fit the backbone '
+        '(dense blocks of 1-2-3-4 layers): 3 tensors missing (features.norm0.weight, '
+        'features.denseblock2.denselayer2.conv2.weight, features.norm5.bias)'
     )
     with pytest.raises(CheckpointError, match=re.escape(message)):
         pretrained_backbone(path)
@@ -201,8 +202,8 @@ def test_missing_tensors_are_named_as_the_file_names_them(tmp_path: Path) -> Non
     del backbone['backbone.stages.3.block.3.conv2.weight']
     torch.save({'state_dict': backbone}, path)
     message = (
-        f'{path} (classifier or detector (backbone.*)): '
-        'missing tensor backbone.stages.3.block.3.conv2.weight of the backbone'
+        f'{path} (classifier or detector (backbone.*)) does not fit the backbone (dense blocks of 1-2-3-4 layers): '
+        '1 tensor missing (backbone.stages.3.block.3.conv2.weight)'
     )
     with pytest.raises(CheckpointError, match=re.escape(message)):
         pretrained_backbone(path, prefix='backbone.')
@@ -223,8 +224,9 @@ def test_a_wrong_shape_is_refused(tmp_path: Path) -> None:
     path = tmp_path / 'growth12.pth'
     torch.save(torchvision_densenet(growth_rate=12).state_dict(), path)
     message = (
-        f'{path} (torchvision DenseNet): features.denseblock1.denselayer1.conv1.weight has shape (48, 16, 1, 1), '
-        'the backbone (dense blocks of 1-2-3-4 layers) needs (32, 16, 1, 1)'
+        f'{path} (torchvision DenseNet) does not fit the backbone (dense blocks of 1-2-3-4 layers): '
+        '115 tensors of another shape (e.g. features.denseblock1.denselayer1.conv1.weight: (48, 16, 1, 1) in the file, '
+        '(32, 16, 1, 1) in the backbone (dense blocks of 1-2-3-4 layers))'
     )
     with pytest.raises(CheckpointError, match=re.escape(message)):
         pretrained_backbone(path)

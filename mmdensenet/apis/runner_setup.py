@@ -1,12 +1,17 @@
-"""Building mmengine's Runner from a config, with the config's mistakes reported as one line.
+"""Setting up mmengine's Runner from a config and running a job on it, with the set-up's errors as one line.
 
 Everything that happens before the first training epoch (or test batch) is set-up: building the
 model, datasets, optimizer and schedules from the config and loading weights. An error there
-is the config's (or the command line's), and becomes a ``ToolError`` that names the config key
-it comes from, e.g. ``model.backbone: arch must be one of ...``. Errors once the run has
-started keep their traceback.
+is most likely the config's (or the command line's), and becomes a ``ToolError`` raised from it
+that names the config key it comes from, e.g. ``model.backbone: arch must be one of ...``; the
+code of a module the config names may be at fault too, so the tools name ``MMDENSENET_TRACEBACK=1``,
+which shows the error's traceback. Errors once the run has started keep their traceback.
+
+The config key is found in the local variables of mmengine's builders, the frames the error
+passed through: mmengine's internals, so a frame not recognised leaves the plain message.
 """
 
+import os
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from types import FrameType
@@ -20,11 +25,11 @@ from mmengine.runner import Runner
 
 from ..errors import ToolError, one_line
 from ..outputs import check_output, writable_folder
+from ..weights.checkpoint_io import Checkpoint, check_resumable
 from .config import config_paths
 from .distributed import prepare_distributed
 from .labels import check_labels
-from .loading import Checkpoint, check_fits, checkpoint_to_load, unwrapped
-from .model import check_channels, check_layer_configs
+from .model import check_channels, check_layer_configs, unwrapped
 
 T = TypeVar('T')
 
@@ -106,7 +111,14 @@ def _message(error: BaseException) -> str:
     return f'{type(error).__name__}: {one_line(error)}'
 
 
-def run(cfg: Config, launcher: str, job: Callable[[Runner], T], order: Sequence[str], what: str) -> T:
+def run_job(
+    cfg: Config,
+    launcher: str,
+    job: Callable[[Runner], T],
+    order: Sequence[str],
+    what: str,
+    local_rank: Optional[int] = None,
+) -> T:
     """Builds the config's Runner and returns ``job(runner)``; errors of the set-up become one-line ``ToolError``s.
 
     Before the Runner loads a checkpoint (``load_from``, or the one it resumes from), the file is
@@ -119,18 +131,21 @@ def run(cfg: Config, launcher: str, job: Callable[[Runner], T], order: Sequence[
         order: The config keys that the job builds, in the order it builds them; an error is
             attributed to the first key whose config it was building.
         what: What ``load_from`` is in this job, named in its errors, e.g. 'checkpoint'.
+        local_rank: The local rank a launcher passed as ``--local-rank``; it becomes ``LOCAL_RANK``
+            (where mmengine reads it) unless that is set.
     """
     check_layer_configs(cfg)
     writable_folder(cfg.work_dir, 'work_dir')
     # The Runner saves the config it runs into the work dir, under the config's own name.
     check_output(Path(cfg.work_dir) / Path(cfg.filename).name, cfg.filename)
-    source = checkpoint_to_load(cfg.get('load_from'), cfg.get('resume', False), cfg.work_dir)
     checkpoint = None
-    if source is not None:
-        checkpoint = Checkpoint.read(source, what)
+    if cfg.get('load_from') is not None:  # with --resume, the checkpoint to resume from
+        checkpoint = Checkpoint.read(cfg.load_from, what)
         if cfg.get('resume'):
-            checkpoint.check_resumable()
+            check_resumable(checkpoint.content, checkpoint.path)
         cfg.load_from = checkpoint.path  # the Runner loads the file read here, never a URL itself
+    if local_rank is not None:
+        os.environ.setdefault('LOCAL_RANK', str(local_rank))
     cfg.launcher = launcher
     set_up = _SetUp()
     try:
@@ -140,7 +155,7 @@ def run(cfg: Config, launcher: str, job: Callable[[Runner], T], order: Sequence[
         model = unwrapped(runner.model)
         check_channels(model)
         if checkpoint is not None:
-            check_fits(model, checkpoint.state_dict, checkpoint.path)
+            checkpoint.tensors_for(model)
         del checkpoint  # its tensors are not needed during the run; the Runner loads the file itself
         return job(runner)
     except ToolError:

@@ -8,7 +8,7 @@ from mmengine.config import Config
 from mmpretrain.registry import DATASETS, MODELS
 
 import mmdensenet  # noqa: F401  (registers mmdensenet.DenseNet)
-from mmdensenet.apis.runner import config_key
+from mmdensenet.apis.runner_setup import config_key
 
 CONFIG = Path(__file__).resolve().parents[2] / 'configs' / 'densenet121_4xb256_in1k.py'
 
