@@ -14,7 +14,7 @@ passed through: mmengine's internals, so a frame not recognised leaves the plain
 import os
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from types import FrameType
+from types import CodeType, FrameType
 from typing import Any, Callable, Optional, TypeVar
 
 from mmengine.config import Config
@@ -53,8 +53,14 @@ class _SetUp(Hook):
         check_labels(unwrapped(runner.model), {'test_dataloader': runner.test_loop.dataloader})
 
 
+def _code(function: Callable) -> Optional[CodeType]:
+    """The code object of an mmengine function, which its frames run; None where it has none (another version)."""
+    return getattr(function, '__code__', None)
+
+
 # The builders that take a piece of the config, and the name of their argument that holds it.
-BUILDERS = {build_from_cfg.__code__: 'cfg', Runner.build_dataloader.__code__: 'dataloader'}
+BUILDERS = {_code(build_from_cfg): 'cfg', _code(Runner.build_dataloader): 'dataloader'}
+SERIALIZE_DATA = _code(BaseDataset._serialize_data)
 
 
 def _frames(error: BaseException) -> Iterator[FrameType]:
@@ -75,7 +81,7 @@ def _empty_dataset(error: BaseException) -> Optional[str]:
     """The message for a dataset that found no samples, where mmengine's serializing fails (numpy joins none)."""
     for frame in _frames(error):
         dataset = frame.f_locals.get('self')
-        if frame.f_code is BaseDataset._serialize_data.__code__ and getattr(dataset, 'data_list', None) == []:
+        if frame.f_code is SERIALIZE_DATA and getattr(dataset, 'data_list', None) == []:
             source = dataset.ann_file or dataset.data_prefix.get('img_path') or dataset.data_root
             return f'{source} holds no samples; give a dataset with at least one'
     return None
@@ -103,12 +109,22 @@ def config_key(error: BaseException, cfg: Config, order: Sequence[str]) -> Optio
 
 def _message(error: BaseException) -> str:
     """The error's message, with its type where the message alone would not say what went wrong."""
-    empty = _empty_dataset(error)
-    if empty is not None:
-        return empty
     if isinstance(error, (ValueError, TypeError, AssertionError)) and str(error):
         return one_line(error)
     return f'{type(error).__name__}: {one_line(error)}'
+
+
+def set_up_error(error: BaseException, cfg: Config, order: Sequence[str]) -> ToolError:
+    """The one-line error for ``error`` of the set-up, led by the config key it came from (:func:`config_key`).
+
+    The key and an empty dataset are read from mmengine's frames; where those are not what this
+    module knows (another mmengine), the line is the plain message.
+    """
+    try:
+        empty, key = _empty_dataset(error), config_key(error, cfg, order)
+    except Exception:  # frames of another shape: their locals are not the builders' arguments known here
+        empty, key = None, None
+    return ToolError(f'{key or "cannot set up the run"}: {empty or _message(error)}')
 
 
 def run_job(
@@ -163,5 +179,4 @@ def run_job(
     except Exception as error:
         if set_up.over:
             raise
-        key = config_key(error, cfg, order)
-        raise ToolError(f'{key or "cannot set up the run"}: {_message(error)}') from error
+        raise set_up_error(error, cfg, order) from error
