@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from cli_helpers import REPO, assert_ok, python
+from cli_helpers import REPO, assert_ok, assert_one_line_error, python
 from PIL import Image
 from sklearn.metrics import roc_auc_score
 
@@ -98,3 +98,30 @@ def test_trains_and_tests_with_multilabel_metrics(multilabel_folder: Path, tmp_p
     expected = [roc_auc_score(targets[:, c], scores[:, c]) for c in range(3)]
     assert printed['auroc/mean'] == pytest.approx(np.mean(expected), abs=1e-4)
     assert printed['auroc/mean'] == pytest.approx(val[-1]['auroc/mean'], abs=1e-4)
+
+
+def test_a_finding_outside_the_heads_is_one_line(multilabel_folder: Path, tmp_path: Path) -> None:
+    folder = tmp_path / 'folder'
+    (folder / 'meta').mkdir(parents=True)
+    (folder / 'images').symlink_to(multilabel_folder / 'images')
+    annotation = json.loads((multilabel_folder / 'meta' / 'train.json').read_text())
+    annotation['data_list'][5]['gt_label'] = [1, 3]  # a fourth finding, for a head of three
+    (folder / 'meta' / 'train.json').write_text(json.dumps(annotation))
+    (folder / 'meta' / 'val.json').write_bytes((multilabel_folder / 'meta' / 'val.json').read_bytes())
+    before = {p: p.read_bytes() for p in (folder / 'meta').iterdir()}
+
+    config = tiny_config(folder, CONFIGS / 'densenet121_chexnet-style_multilabel.py', tmp_path / 'tiny.py')
+    result = python(REPO / 'tools' / 'train.py', config, '--work-dir', tmp_path / 'work_dir')
+    name = annotation['data_list'][5]['img_path']
+    assert_one_line_error(result, f'train_dataloader.dataset: the sample {folder / "images" / name} has label 3')
+    assert {p: p.read_bytes() for p in (folder / 'meta').iterdir()} == before
+
+
+def test_a_missing_annotation_file_is_one_line(tmp_path: Path) -> None:
+    (tmp_path / 'empty').mkdir()
+    config = tiny_config(tmp_path / 'empty', CONFIGS / 'densenet121_chexnet-style_multilabel.py', tmp_path / 'tiny.py')
+    result = python(REPO / 'tools' / 'train.py', config, '--work-dir', tmp_path / 'work_dir')
+    missing = tmp_path / 'empty' / 'meta' / 'train.json'
+    assert_one_line_error(
+        result, f"train_dataloader.dataset: FileNotFoundError: [Errno 2] No such file or directory: '{missing}'"
+    )
