@@ -50,8 +50,8 @@ def auroc(scores: np.ndarray, targets: np.ndarray) -> np.ndarray:
 class AUROC(BaseMetric):
     """Per-class and mean area under the ROC curve of a multi-label classifier.
 
-    Reports ``auroc/mean`` and ``auroc/<class name>`` (``auroc/<index>`` without the dataset's
-    class names). A class whose ground truth holds one value (no positive or no negative sample)
+    Reports ``auroc/mean`` and ``auroc/<class name>`` (``auroc/<index>`` unless the dataset names
+    as many classes as the model scores). A class whose ground truth holds one value (no positive or no negative sample)
     has no AUROC: it is reported as NaN, left out of the mean and named in one warning; the mean
     is NaN when no class has one.
 
@@ -83,7 +83,8 @@ class AUROC(BaseMetric):
         if not np.isin(targets, (0, 1)).all():
             raise ValueError('AUROC needs 0/1 targets; got soft or ignored labels (gt_score values other than 0 and 1)')
         per_class = auroc(scores, targets)
-        names = (self.dataset_meta or {}).get('classes') or range(len(per_class))
+        classes = (self.dataset_meta or {}).get('classes') or ()
+        names = classes if len(classes) == len(per_class) else range(len(per_class))
         undefined = [str(name) for name, value in zip(names, per_class) if np.isnan(value)]
         if undefined:
             MMLogger.get_current_instance().warning(

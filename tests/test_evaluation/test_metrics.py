@@ -67,10 +67,12 @@ def samples(scores: np.ndarray, targets: np.ndarray, as_indices: bool) -> list[d
     return out
 
 
-def evaluate(scores: np.ndarray, targets: np.ndarray, as_indices: bool = True, batch: int = 7) -> dict:
+def evaluate(
+    scores: np.ndarray, targets: np.ndarray, as_indices: bool = True, batch: int = 7, classes: tuple = CLASSES
+) -> dict:
     init_default_scope('mmpretrain')
     evaluator = Evaluator([dict(type='mmdensenet.AUROC')])
-    evaluator.dataset_meta = dict(classes=CLASSES)
+    evaluator.dataset_meta = dict(classes=classes)
     all_samples = samples(scores, targets, as_indices)
     for start in range(0, len(all_samples), batch):
         evaluator.process(all_samples[start : start + batch])
@@ -86,6 +88,18 @@ def test_registered_metric_reports_each_class_and_the_mean(as_indices: bool) -> 
     assert sorted(metrics) == sorted(['auroc/mean', *(f'auroc/{name}' for name in CLASSES)])
     assert [metrics[f'auroc/{name}'] for name in CLASSES] == pytest.approx(expected, abs=1e-12)
     assert metrics['auroc/mean'] == pytest.approx(np.mean(expected), abs=1e-12)
+
+
+def test_classes_are_numbered_unless_the_dataset_names_each() -> None:
+    scores, targets = random_multilabel(6)
+    for classes in ((), CLASSES[:3], (*CLASSES, 'Edema')):
+        assert sorted(evaluate(scores, targets, classes=classes)) == [
+            'auroc/0',
+            'auroc/1',
+            'auroc/2',
+            'auroc/3',
+            'auroc/mean',
+        ]
 
 
 def test_undefined_classes_are_nan_left_out_of_the_mean_and_named() -> None:
