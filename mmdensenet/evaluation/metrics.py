@@ -51,9 +51,9 @@ class AUROC(BaseMetric):
     """Per-class and mean area under the ROC curve of a multi-label classifier.
 
     Reports ``auroc/mean`` and ``auroc/<class name>`` (``auroc/<index>`` unless the dataset names
-    as many classes as the model scores). A class whose ground truth holds one value (no positive or no negative sample)
-    has no AUROC: it is reported as NaN, left out of the mean and named in one warning; the mean
-    is NaN when no class has one.
+    as many classes as the model scores). A class whose ground truth holds one value (no positive
+    or no negative sample) has no AUROC: it is reported as NaN, left out of the mean and named in
+    one warning; the mean is NaN when no class has one.
 
     Args:
         collect_device: Where the results are gathered in distributed evaluation.

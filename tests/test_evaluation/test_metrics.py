@@ -92,14 +92,9 @@ def test_registered_metric_reports_each_class_and_the_mean(as_indices: bool) -> 
 
 def test_classes_are_numbered_unless_the_dataset_names_each() -> None:
     scores, targets = random_multilabel(6)
+    numbered = ['auroc/0', 'auroc/1', 'auroc/2', 'auroc/3', 'auroc/mean']
     for classes in ((), CLASSES[:3], (*CLASSES, 'Edema')):
-        assert sorted(evaluate(scores, targets, classes=classes)) == [
-            'auroc/0',
-            'auroc/1',
-            'auroc/2',
-            'auroc/3',
-            'auroc/mean',
-        ]
+        assert sorted(evaluate(scores, targets, classes=classes)) == numbered
 
 
 def test_undefined_classes_are_nan_left_out_of_the_mean_and_named() -> None:
