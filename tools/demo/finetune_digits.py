@@ -1,7 +1,7 @@
 """Fine-tune a DenseNet pre-trained on the digits 0-4 on a few labelled 5-9s, against training from scratch.
 
     python tools/demo/finetune_digits.py [--data-root data/digits-transfer] [--work-dir DIR]
-        [--shots 10] [--seeds 0 1 2] [--out DIR/results.json]
+        [--shots 10] [--seeds 0 1 2] [--frozen-stages -1] [--out DIR/results.json]
 
 The worked example of docs/fine_tuning.md, on scikit-learn's digits split as the digits demo splits
 them. The demo's net is pre-trained on the digits 0-4. Then, for each seed, SHOTS training images of
@@ -85,6 +85,13 @@ def main() -> None:
     parser.add_argument('--work-dir', type=Path, default=Path('work_dirs/finetune_digits'))
     parser.add_argument('--shots', type=int, default=10, help='labelled training images of each digit 5-9')
     parser.add_argument('--seeds', type=int, nargs='+', default=[0, 1, 2], help='one run of each method per seed')
+    parser.add_argument(
+        '--frozen-stages',
+        type=int,
+        default=-1,
+        choices=range(-1, 4),
+        help='fine-tuning keeps the stem (0) and the first k dense blocks (k) as pre-trained; -1 trains all',
+    )
     parser.add_argument('--pretrain-epochs', type=int, help="instead of the pre-training config's")
     parser.add_argument('--epochs', type=int, help="instead of the fine-tuning configs' (both)")
     parser.add_argument('--out', type=Path, help='the results, JSON (default: WORK_DIR/results.json)')
@@ -110,14 +117,16 @@ def main() -> None:
     checkpoint = (pretrain_dir / 'last_checkpoint').read_text().strip()
     print(f'pre-trained on the digits 0-4: held-out top-1 {pretrain_top1:.2f}%, {checkpoint}')
 
-    runs = []
+    runs, frozen = [], args.frozen_stages
     for seed, images in shots.items():
         prefix = f'train-{args.shots}shot-seed{seed}'
         write_folder(finetune_data / prefix, images)
         common = loaders_on(finetune_data, prefix) + epochs_option(args.epochs) + [f'randomness.seed={seed}']
         run_dir = args.work_dir / f'{args.shots}shot-seed{seed}'
         finetuned = held_out_top1(
-            FINETUNE, run_dir / 'finetune', [*common, f'model.backbone.init_cfg.checkpoint={checkpoint}']
+            FINETUNE,
+            run_dir / 'finetune',
+            [*common, f'model.backbone.init_cfg.checkpoint={checkpoint}', f'model.backbone.frozen_stages={frozen}'],
         )
         scratch = held_out_top1(SCRATCH, run_dir / 'scratch', common)
         runs.append(dict(seed=seed, finetune=finetuned, scratch=scratch))
@@ -125,6 +134,7 @@ def main() -> None:
     held_out = sum(len(indices) for indices in of_digits('val', NEW).values())
     results = dict(
         shots=args.shots,
+        frozen_stages=frozen,
         held_out_images=held_out,
         pretrain_top1=pretrain_top1,
         runs=runs,
