@@ -7,7 +7,15 @@ from pathlib import Path
 import pytest
 import torch
 
-from tests.cli_helpers import NUM_CLASSES, REPO, TINY_ARCH, assert_ok, assert_one_line_error, python
+from tests.cli_helpers import (
+    NUM_CLASSES,
+    REPO,
+    TINY_ARCH,
+    assert_ok,
+    assert_one_line_error,
+    python,
+    write_tiny_config,
+)
 from tests.weight_helpers import mmpretrain_classifier
 
 CONFIG = REPO / 'configs' / 'finetune' / 'densenet121_in1k-pre_1xb32-30e_custom.py'
@@ -24,22 +32,11 @@ def imagenet_classifier(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def tiny_config(folder: Path, checkpoint: Path, path: Path) -> Path:
     """The fine-tuning config: a tiny DenseNet from ``checkpoint``, three classes, small batches on ``folder``."""
-    loader = f'dict(batch_size=2, num_workers=0, persistent_workers=False, dataset=dict(data_root={str(folder)!r}))'
-    path.write_text(
-        f"""_base_ = [{str(CONFIG)!r}]
-model = dict(
+    model = f"""model = dict(
     backbone=dict(arch={TINY_ARCH!r}, init_cfg=dict(checkpoint={str(checkpoint)!r})),
     head=dict(num_classes={NUM_CLASSES}, in_channels=51),
-)
-train_dataloader = {loader}
-val_dataloader = {loader}
-test_dataloader = val_dataloader
-train_cfg = dict(max_epochs=2)
-default_hooks = dict(logger=dict(interval=1))
-randomness = dict(seed=0)
-"""
-    )
-    return path
+)"""
+    return write_tiny_config(path, CONFIG, folder, model, batch_size=2)
 
 
 def test_fine_tunes_a_new_head_from_the_backbone_and_tests(
