@@ -74,3 +74,24 @@ def write_imagenet_folder(root: Path, train_per_class: int = 4, val_per_class: i
                 lines.append(f'{name} {label}\n')
         (root / 'meta' / f'{split}.txt').write_text(''.join(lines))
     return root
+
+
+def write_tiny_config(path: Path, base: Path, folder: Path, model: str, batch_size: int) -> Path:
+    """Writes a config over ``base``: ``model`` (config lines), its data in ``folder`` loaded in the
+    process in batches of ``batch_size``, 2 epochs, a log line a step, seed 0."""
+    loader = (
+        f'dict(batch_size={batch_size}, num_workers=0, persistent_workers=False, '
+        f'dataset=dict(data_root={str(folder)!r}))'
+    )
+    path.write_text(
+        f"""_base_ = [{str(base)!r}]
+{model}
+train_dataloader = {loader}
+val_dataloader = {loader}
+test_dataloader = val_dataloader
+train_cfg = dict(max_epochs=2)
+default_hooks = dict(logger=dict(interval=1))
+randomness = dict(seed=0)
+"""
+    )
+    return path

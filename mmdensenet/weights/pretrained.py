@@ -5,7 +5,8 @@ through :func:`load_pretrained` (see ``DenseNet.init_weights``). mmengine's own 
 copies the tensors whose names happen to match and only logs the rest, so a torchvision file
 would leave the backbone random; and it reads downloads with ``weights_only=False``. Here the
 tensors are renamed with the converter's mapping, every one is checked and all load, or none
-do and the error says why.
+do and the error says why. The one exception to strict shapes: an RGB stem convolution is adapted to
+a backbone with another number of input channels (see :func:`adapt_stem`).
 """
 
 from collections.abc import Callable, Mapping
@@ -15,7 +16,7 @@ from typing import Any, NamedTuple, Optional, Union
 from mmengine.logging import print_log
 from mmengine.model.weight_init import PretrainedInit, update_init_info
 from mmengine.runner.checkpoint import get_torchvision_models
-from torch import nn
+from torch import Tensor, nn
 
 from .checkpoint_io import (
     BACKBONE_PREFIX,
@@ -24,6 +25,7 @@ from .checkpoint_io import (
     StateDict,
     cached_download,
     check_fit,
+    check_values,
     errors_about,
     is_url,
     name_some,
@@ -34,6 +36,8 @@ from .torchvision_keys import OLD_LAYER_KEY, block_depths, describe_depths, to_o
 
 TORCHVISION_SCHEME = 'torchvision://'
 BACKBONE_MODULES = ('stem.', 'stages.', 'transitions.')
+STEM_WEIGHT = 'stem.0.weight'  # the first convolution's, whichever the stem ('imagenet' or 'cifar')
+RGB = 3
 
 InitCfg = Optional[Union[dict, list[dict]]]
 
@@ -142,8 +146,48 @@ def find_backbone(state_dict: StateDict, prefix: Optional[str], meta: Mapping[st
     return Found(f'unrecognised, with keys such as {name_some(list(state_dict), repr)}', state_dict, str)
 
 
+def adapt_stem(weight: Tensor, channels: int) -> Tensor:
+    """An RGB stem convolution's kernels for images of ``channels`` channels.
+
+    For one channel the three kernels are summed, so that a grey image gives what its RGB copy (the
+    grey in all three channels) gives the RGB weights. For N channels they are repeated in turn
+    (R, G, B, R, ...) and scaled by 3/N, which keeps the first activations at the scale the rest of
+    the net was trained on. This is how timm adapts pretrained weights to ``in_chans``.
+    """
+    if channels == 1:
+        return weight.sum(dim=1, keepdim=True)
+    repeated = weight.repeat(1, -(-channels // RGB), 1, 1)[:, :channels]
+    return repeated * (RGB / channels)
+
+
+def fit_stem(found: Found, expected: StateDict, source: str) -> StateDict:
+    """``found``'s tensors with an RGB stem convolution adapted to the backbone's input channels.
+
+    Only a stem of 3 channels, otherwise of the backbone's shape, is adapted (and logged); any
+    other is left as it is, for :func:`check_fit` to refuse.
+    """
+    weight, target = found.tensors.get(STEM_WEIGHT), expected.get(STEM_WEIGHT)
+    if weight is None or target is None or weight.dim() != 4 or target.dim() != 4:
+        return found.tensors
+    out_channels, channels, *kernel = target.shape
+    if weight.shape[1] != RGB or channels == RGB or (weight.shape[0], *weight.shape[2:]) != (out_channels, *kernel):
+        return found.tensors
+    with errors_about(source):
+        check_values({STEM_WEIGHT: weight}, {STEM_WEIGHT: target}, found.name_in_file)
+    rule = 'summed' if channels == 1 else f'repeated and scaled by 3/{channels}'
+    print_log(
+        f'adapted {found.name_in_file(STEM_WEIGHT)} of {source} from 3 input channels to {channels}: '
+        f'the RGB kernels {rule}',
+        logger='current',
+    )
+    return {**found.tensors, STEM_WEIGHT: adapt_stem(weight, channels)}
+
+
 def load_pretrained(backbone: nn.Module, checkpoint: str, prefix: Optional[str] = None) -> str:
     """Loads all of a DenseNet backbone's tensors from ``checkpoint``, or raises CheckpointError.
+
+    A backbone whose ``in_channels`` is not 3 gets the RGB stem convolution adapted to its channels
+    (:func:`adapt_stem`); every other tensor must fit exactly.
 
     Args:
         backbone: The backbone to load into.
@@ -176,7 +220,7 @@ def load_pretrained(backbone: nn.Module, checkpoint: str, prefix: Optional[str] 
         if block_depths(found.tensors) != depths:
             found_depths = describe_depths(block_depths(found.tensors))
             raise CheckpointError(f'it holds {found_depths}, but the backbone is {describe_depths(depths)}')
-    checked = check_fit(found.tensors, expected, source, owner, found.name_in_file)
+    checked = check_fit(fit_stem(found, expected, source), expected, source, owner, found.name_in_file)
     backbone.load_state_dict(checked, strict=True)
     print_log(f'loaded all {len(checked)} tensors of the backbone from {checkpoint} ({found.layout})', logger='current')
     return found.layout

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+import torchvision
 from mmcv.transforms import Compose
 from mmengine.config import Config
 from mmengine.registry import init_default_scope
@@ -15,6 +16,13 @@ from mmpretrain.structures import DataSample
 from PIL import Image
 
 from mmdensenet.models import DenseNet
+from tests.weight_helpers import (
+    TORCHVISION_FILES,
+    assert_same_logits,
+    published_layout,
+    randomize_batchnorm,
+    use_download_cache,
+)
 
 CONFIGS = Path(__file__).resolve().parents[2] / 'configs' / 'multilabel'
 CHANNELS = {'': 1, '-rgb': 3}
@@ -68,3 +76,23 @@ def test_evaluates_precision_recall_map_and_our_auroc() -> None:
     assert cfg.val_dataloader.dataset.type == cfg.test_dataloader.dataset.type == 'MultiLabelDataset'
     assert [m['type'] for m in cfg.test_evaluator] == ['MultiLabelMetric', 'AveragePrecision', 'mmdensenet.AUROC']
     assert cfg.param_scheduler.monitor == 'auroc/mean'
+
+
+def test_the_grey_config_starts_from_torchvision_weights_adapted_to_one_channel(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, one_thread: None
+) -> None:
+    """torchvision://densenet121, served from the download cache, loads into the 1-channel backbone:
+    a grey image then gives the features torchvision's net gives its RGB copy."""
+    cache = use_download_cache(monkeypatch, tmp_path)
+    torchvision_model = randomize_batchnorm(torchvision.models.densenet121())
+    torch.save(published_layout(torchvision_model.state_dict()), cache / TORCHVISION_FILES['121'])
+    cfg = load('')
+    init_default_scope('mmpretrain')
+    model = MODELS.build({**cfg.model, 'data_preprocessor': cfg.data_preprocessor})
+    model.init_weights()
+
+    grey = torch.randn(2, 1, 64, 64)
+    with torch.no_grad():
+        (ours,) = model.eval().backbone(grey)
+        theirs = torch.relu(torchvision_model.features(grey.expand(-1, 3, -1, -1)))
+    assert_same_logits(ours, theirs)

@@ -11,7 +11,7 @@ from PIL import Image
 from sklearn.metrics import roc_auc_score
 
 from mmdensenet.analysis.curves import find_scalar_log
-from tests.cli_helpers import REPO, assert_ok, assert_one_line_error, python
+from tests.cli_helpers import REPO, assert_ok, assert_one_line_error, python, write_tiny_config
 
 CONFIGS = REPO / 'configs' / 'multilabel'
 CLASSES = ('Effusion', 'Mass', 'Nodule')
@@ -53,20 +53,9 @@ def multilabel_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def tiny_config(folder: Path, base: Path, path: Path) -> Path:
     """``base`` with a tiny DenseNet, no pretrained weights, three findings and small batches on ``folder``."""
     arch = dict(_delete_=True, growth_rate=8, depths=(1, 2, 3, 4), init_channels=16)
-    loader = f'dict(batch_size=4, num_workers=0, persistent_workers=False, dataset=dict(data_root={str(folder)!r}))'
-    path.write_text(
-        f"""_base_ = [{str(base)!r}]
-model = dict(backbone=dict(arch={arch!r}, init_cfg=None), head=dict(num_classes=3, in_channels=51))
-data_preprocessor = dict(num_classes=3)
-train_dataloader = {loader}
-val_dataloader = {loader}
-test_dataloader = val_dataloader
-train_cfg = dict(max_epochs=2)
-default_hooks = dict(logger=dict(interval=1))
-randomness = dict(seed=0)
-"""
-    )
-    return path
+    model = f"""model = dict(backbone=dict(arch={arch!r}, init_cfg=None), head=dict(num_classes=3, in_channels=51))
+data_preprocessor = dict(num_classes=3)"""
+    return write_tiny_config(path, base, folder, model, batch_size=4)
 
 
 @pytest.mark.parametrize('variant', ['', '-rgb'], ids=['grey', 'rgb'])

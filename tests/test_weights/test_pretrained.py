@@ -5,6 +5,7 @@ statistics far from their defaults). URLs and ``torchvision://`` names are serve
 cache, where the tests place the files under the URL's name, so the real code path runs offline.
 """
 
+import logging
 import re
 import shutil
 import threading
@@ -15,6 +16,7 @@ from pathlib import Path
 import pytest
 import torch
 import torchvision
+from mmengine.logging import MMLogger
 from torch import Tensor, nn
 
 from mmdensenet.models import DenseNet
@@ -98,11 +100,10 @@ LAYOUTS: dict[str, tuple[Writer, str]] = {
 }
 
 
-def pretrained_backbone(checkpoint: object, arch=TINY, **pretrained) -> DenseNet:
+def pretrained_backbone(checkpoint: object, arch=TINY, in_channels: int = 3, **pretrained) -> DenseNet:
     """Our backbone built with a Pretrained init_cfg and initialised as a runner does, in eval mode."""
-    backbone = DenseNet(
-        arch, out_indices=(0, 1, 2, 3), init_cfg=dict(type='Pretrained', checkpoint=str(checkpoint), **pretrained)
-    )
+    init_cfg = dict(type='Pretrained', checkpoint=str(checkpoint), **pretrained)
+    backbone = DenseNet(arch, in_channels=in_channels, out_indices=(0, 1, 2, 3), init_cfg=init_cfg)
     backbone.init_weights()
     return backbone.eval()
 
@@ -119,6 +120,18 @@ def assert_refused(path: Path, message: str, **pretrained) -> None:
     """Loading ``path`` raises a CheckpointError: the path, then ``message``."""
     with pytest.raises(CheckpointError, match=re.escape(f'{path} {message}')):
         pretrained_backbone(path, **pretrained)
+
+
+@pytest.fixture
+def log_messages() -> Iterator[list[str]]:
+    """The messages mmengine's current logger logs during the test."""
+    messages: list[str] = []
+    handler = logging.Handler()
+    handler.emit = lambda record: messages.append(record.getMessage())
+    logger = MMLogger.get_current_instance()
+    logger.addHandler(handler)
+    yield messages
+    logger.removeHandler(handler)
 
 
 @pytest.fixture
@@ -231,6 +244,64 @@ def test_a_wrong_shape_is_refused(tmp_path: Path) -> None:
         '(32, 16, 1, 1) in the backbone (dense blocks of 1-2-3-4 layers))'
     )
     assert_refused(path, message)
+
+
+@pytest.mark.parametrize('channels', [1, 2, 3, 4])
+@pytest.mark.parametrize('layout', ['torchvision', 'mmpretrain'])
+def test_an_rgb_stem_is_adapted_to_any_input_channels(
+    layout: str, channels: int, tmp_path: Path, log_messages: list[str]
+) -> None:
+    path, _ = LAYOUTS[layout][0](tmp_path)
+    rgb = pretrained_backbone(path).state_dict()
+    log_messages.clear()
+
+    backbone = pretrained_backbone(path, in_channels=channels, prefix='backbone.')
+
+    loaded = backbone.state_dict()
+    stem = rgb['stem.0.weight']
+    if channels == 1:
+        expected = stem[:, 0:1] + stem[:, 1:2] + stem[:, 2:3]
+    else:  # R, G, B, R, ... scaled by 3/N
+        expected = torch.stack([stem[:, i % 3] for i in range(channels)], dim=1) * 3 / channels
+    torch.testing.assert_close(loaded.pop('stem.0.weight'), expected, rtol=1e-6, atol=0)
+    del rgb['stem.0.weight']
+    assert loaded.keys() == rgb.keys() and all(torch.equal(loaded[key], rgb[key]) for key in rgb)
+    stem_name = 'features.conv0.weight' if layout == 'torchvision' else 'backbone.stem.0.weight'
+    adapted = [message for message in log_messages if 'input channels' in message]
+    if channels == 3:
+        assert adapted == []
+    else:
+        rule = 'summed' if channels == 1 else f'repeated and scaled by 3/{channels}'
+        (line,) = adapted
+        assert line == (
+            f'adapted {stem_name} of {path} ({LAYOUTS[layout][1]}) from 3 input channels to '
+            f'{channels}: the RGB kernels {rule}'
+        )
+
+
+@pytest.mark.parametrize('layout', ['torchvision', 'mmpretrain'])
+def test_a_grey_image_gives_the_features_of_its_rgb_copy(layout: str, tmp_path: Path) -> None:
+    path, _ = LAYOUTS[layout][0](tmp_path)
+    grey = torch.randn(2, 1, 64, 64)
+    with torch.no_grad():
+        ours = pretrained_backbone(path, in_channels=1)(grey)
+        theirs = pretrained_backbone(path)(grey.expand(-1, 3, -1, -1))
+    for tap, expected in zip(ours, theirs):
+        assert_same_logits(tap, expected)
+
+
+def test_only_an_rgb_stem_is_adapted(tmp_path: Path) -> None:
+    path = tmp_path / 'two_channels.pth'
+    torch.save(randomize_batchnorm(DenseNet(TINY, in_channels=2)).state_dict(), path)
+    message = (
+        '(backbone (stem.*, stages.*, transitions.*)) does not fit the backbone (dense blocks of 1-2-3-4 layers): '
+        '1 tensor of another shape (e.g. stem.0.weight: (16, 2, 7, 7) in the file, (16, 1, 7, 7) in the backbone'
+    )
+    assert_refused(path, message, in_channels=1)
+    path, _ = write_torchvision(tmp_path)
+    message = 'features.conv0.weight: (16, 3, 7, 7) in the file, (16, 1, 3, 3) in the backbone'
+    with pytest.raises(CheckpointError, match=re.escape(message)):
+        pretrained_backbone(path, arch={**TINY, 'stem': 'cifar'}, in_channels=1)
 
 
 def test_damaged_values_are_refused_by_their_name_in_the_file(tmp_path: Path) -> None:

@@ -12,7 +12,10 @@ import shutil
 import subprocess
 import sys
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 from PIL import Image
@@ -28,44 +31,63 @@ CONFIG = REPO / 'configs' / 'digits' / 'densenet-bc-l22-k12_1xb64-16e_digits.py'
 SPLITS = ('train', 'val')
 
 
-def write_digits(root: Path, val_fraction: float = 0.2, seed: int = 0) -> None:
-    """Writes the digits as PNGs under ``root/{train,val}/<label>/`` with ``root/meta/{train,val}.txt``.
+class Digits(NamedTuple):
+    """scikit-learn's digits as 0-255 grey images, their labels, and the demo's split of their indices."""
 
-    The folder appears complete or not at all: it is written beside ``root`` and then renamed.
-    """
+    pixels: np.ndarray
+    labels: np.ndarray
+    splits: dict[str, np.ndarray]
+
+
+def split_digits(val_fraction: float = 0.2, seed: int = 0) -> Digits:
+    """The digits with a stratified split into ``train`` and ``val`` (``val_fraction`` of each digit)."""
     digits = load_digits()
     pixels = np.rint(digits.images * (255 / 16)).astype(np.uint8)  # 0-16 grey levels to 0-255
     indices = np.arange(len(pixels))
-    split_indices = dict(
-        zip(SPLITS, train_test_split(indices, test_size=val_fraction, stratify=digits.target, random_state=seed))
-    )
+    parts = train_test_split(indices, test_size=val_fraction, stratify=digits.target, random_state=seed)
+    return Digits(pixels, digits.target, {split: np.sort(part) for split, part in zip(SPLITS, parts)})
+
+
+@contextmanager
+def staged_folder(root: Path) -> Iterator[Path]:
+    """A folder written beside ``root`` and renamed to it once complete, so ``root`` appears whole or not at all."""
     root.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f'.{root.name}.', dir=root.parent))
     try:
-        (staging / 'meta').mkdir()
-        for split, chosen in split_indices.items():
-            lines = []
-            for index in sorted(chosen):
-                label = digits.target[index]
-                name = f'{label}/{index:04d}.png'
-                (staging / split / name).parent.mkdir(parents=True, exist_ok=True)
-                Image.fromarray(pixels[index], mode='L').save(staging / split / name)
-                lines.append(f'{name} {label}\n')
-            (staging / 'meta' / f'{split}.txt').write_text(''.join(lines))
+        yield staging
         staging.rename(root)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
 
 
-def train(data_root: Path, work_dir: Path) -> None:
-    """Trains the demo config on ``data_root`` with tools/train.py."""
-    data_roots = [f'{loader}.dataset.data_root={data_root}' for loader in ('train_dataloader', 'val_dataloader')]
-    command = [sys.executable, str(REPO / 'tools' / 'train.py'), str(CONFIG), '--work-dir', str(work_dir)]
+def save_digit(pixels: np.ndarray, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(pixels, mode='L').save(path)
+
+
+def write_digits(root: Path) -> None:
+    """Writes the digits as PNGs under ``root/{train,val}/<label>/`` with ``root/meta/{train,val}.txt``."""
+    digits = split_digits()
+    with staged_folder(root) as staging:
+        (staging / 'meta').mkdir()
+        for split, chosen in digits.splits.items():
+            lines = []
+            for index in chosen:
+                label = digits.labels[index]
+                name = f'{label}/{index:04d}.png'
+                save_digit(digits.pixels[index], staging / split / name)
+                lines.append(f'{name} {label}\n')
+            (staging / 'meta' / f'{split}.txt').write_text(''.join(lines))
+
+
+def train(config: Path, work_dir: Path, options: list[str]) -> None:
+    """Trains ``config`` with tools/train.py, its ``--cfg-options`` ``options``, into ``work_dir``."""
+    command = [sys.executable, str(REPO / 'tools' / 'train.py'), str(config), '--work-dir', str(work_dir)]
     env = {**os.environ, 'PYTHONPATH': os.pathsep.join(filter(None, [str(REPO), os.environ.get('PYTHONPATH')]))}
     # The net is too small for intra-op threads to pay off; one thread also keeps the run
     # fast on a busy machine, where competing thread pools slow each other down many times.
     env.setdefault('OMP_NUM_THREADS', '1')
-    if subprocess.run([*command, '--cfg-options', *data_roots], env=env).returncode:
+    if subprocess.run([*command, '--cfg-options', *options], env=env).returncode:
         raise ToolError('training failed (see its log above)')
 
 
@@ -81,7 +103,8 @@ def main() -> None:
             raise ToolError(f'{args.data_root} exists but holds no digits (no meta/val.txt); remove it or pick another')
         write_digits(args.data_root)
         print(f'wrote the digits to {args.data_root}')
-    train(args.data_root, args.work_dir)
+    data_roots = [f'{loader}.dataset.data_root={args.data_root}' for loader in ('train_dataloader', 'val_dataloader')]
+    train(CONFIG, args.work_dir, data_roots)
 
     log_file = find_scalar_log(args.work_dir)
     final = read_scalar_log(log_file).val[-1]
