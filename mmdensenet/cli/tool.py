@@ -3,6 +3,7 @@
 import argparse
 import os
 import sys
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import NoReturn
@@ -56,7 +57,12 @@ def run_cli(main: Callable[[], object], user_errors: tuple[type[Exception], ...]
             keeps its traceback. By default every exception.
     """
     try:
-        main()
+        with warnings.catch_warnings():
+            # mmcv-lite has no compiled ops, so importing mmpretrain's models (as building any model in
+            # the mmpretrain scope does) warns that MultiScaleDeformableAttention, which no DenseNet
+            # uses, cannot be imported: a line on stderr above a tool's one-line error.
+            warnings.filterwarnings('ignore', 'Fail to import ``MultiScaleDeformableAttention``', UserWarning)
+            main()
     except Exception as error:
         if traceback_requested() or not isinstance(error, (ToolError, *user_errors)):
             raise

@@ -124,7 +124,8 @@ def test_the_smallest_size_is_the_nets_stride(tmp_path: Path) -> None:
         (('--img-size', 0), '--img-size takes one or two positive sizes'),
         (('--opset', 0), '--opset must be a positive version, got 0'),
         (('--opset', 21), 'ONNX export at --opset 21 failed: Exporting to ONNX opset version 21 is not supported'),
-        (('--opset', 6), 'onnxruntime cannot run the model exported at --opset 6: '),
+        # torch 2.6's exporter refuses opsets below 7 itself; 2.14's writes them and onnxruntime refuses them.
+        (('--opset', 6), 'at --opset 6'),
     ],
 )
 def test_bad_options_are_one_line_and_write_nothing(
