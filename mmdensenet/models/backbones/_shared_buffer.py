@@ -7,10 +7,15 @@ reads a channel prefix of a shared buffer and writes its new channels behind it.
 gradients are needed, :class:`_SharedBufferBlock` keeps only the buffer, each bottleneck
 conv's output and the BatchNorm statistics, and its hand-written backward recomputes the
 cheap BN-ReLU steps from them; the convolutions are never recomputed.
+
+On CPU the BN-ReLU outputs, which every layer computes and drops again (twice with the
+recomputation), go into one chunk of memory kept between calls (:class:`_Scratch`).
 """
 
+import threading
 import weakref
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from typing import NamedTuple, Optional
 
 import torch
@@ -118,108 +123,106 @@ def _memory_format(x: Tensor) -> torch.memory_format:
     return torch.contiguous_format
 
 
-class _KeptMemory:
-    """Memory for one dense block's large tensors on CPU, kept between its calls.
+class _Scratch:
+    """CPU memory for the BN-ReLU outputs of dense layers, kept between calls.
 
-    Alone in a process, a train step would otherwise map its largest tensors afresh on every call:
-    glibc hands a freed block larger than its mmap threshold (32 MiB at most), and the freed top of
-    its heap, back to the system at once, and the kernel zeroes every page again on first touch.
-    CUDA's caching allocator keeps memory by itself, so there each call allocates as usual.
-
-    Each role keeps at most one chunk, and a chunk goes back to its role only once no tensor uses
-    it: the tensors made on it share a storage that holds a NumPy array over the chunk, and the
-    chunk returns when that array is freed. So a buffer is never written again while autograd has
-    it saved (two forwards before one backward, a retained graph) or a caller still holds it.
+    Alone in a process, a train step would otherwise map these tensors afresh for every layer: glibc
+    hands a freed block larger than its mmap threshold (at most 32 MiB) back to the system at once,
+    and the top of its heap once twice that is free there, and the kernel zeroes every page again
+    on first touch. One chunk, as large as the largest BN-ReLU output so far, serves the blocks of
+    every model in turn and lives as long as any of them (see :func:`_scratch`); between calls it
+    holds nothing a caller or autograd could see. (CUDA's caching allocator keeps memory by itself.)
     """
 
     def __init__(self) -> None:
-        self._free: dict[str, Tensor] = {}
+        self._lock = threading.Lock()
+        self._kept: Optional[Tensor] = None
 
-    def take(self, role: str, nbytes: int, device: torch.device) -> Tensor:
-        """``nbytes`` bytes for ``role`` as a uint8 tensor, to make tensors on with :func:`_on`.
-
-        The role's free chunk if it is large enough, else a new one (the old one is dropped).
-        """
-        if device.type != 'cpu':
-            return torch.empty(nbytes, dtype=torch.uint8, device=device)
-        chunk = self._free.pop(role, None)
+    @contextmanager
+    def lease(self, nbytes: int) -> Iterator[Tensor]:
+        """At least ``nbytes`` bytes (uint8) for the caller alone: the kept chunk if it is free and large enough."""
+        with self._lock:
+            chunk, self._kept = self._kept, None
         if chunk is None or chunk.numel() < nbytes:
             chunk = torch.empty(nbytes, dtype=torch.uint8)
-        array = chunk.numpy()[:nbytes]  # freed when the last tensor on it goes
-        weakref.finalize(array, self._free.setdefault, role, chunk)
-        return torch.from_numpy(array)
+        try:
+            yield chunk
+        finally:
+            with self._lock:
+                if self._kept is None or self._kept.numel() < chunk.numel():
+                    self._kept = chunk
 
 
-_KEPT: 'weakref.WeakKeyDictionary[nn.Module, _KeptMemory]' = weakref.WeakKeyDictionary()
+_BLOCKS: 'weakref.WeakKeyDictionary[nn.Module, _Scratch]' = weakref.WeakKeyDictionary()
+_shared_scratch = weakref.ref(_Scratch())  # dead at once: the first block makes the scratch
 
 
-def _kept_memory(layers: Sequence[DenseLayerSteps]) -> _KeptMemory:
-    """The kept memory of the block of ``layers`` (named by its first conv)."""
+def _scratch(layers: Sequence[DenseLayerSteps]) -> _Scratch:
+    """The scratch all blocks share; each block (named by its first conv) keeps it alive."""
+    global _shared_scratch
     key = layers[0][0].conv
-    memory = _KEPT.get(key)
+    if key not in _BLOCKS:
+        scratch = _shared_scratch()
+        if scratch is None:
+            scratch = _Scratch()
+            _shared_scratch = weakref.ref(scratch)
+        _BLOCKS[key] = scratch
+    return _BLOCKS[key]
+
+
+def _normed_scratch(
+    layers: Sequence[DenseLayerSteps], like: Tensor, dtype: torch.dtype
+) -> AbstractContextManager[Optional[Tensor]]:
+    """A lease on the scratch large enough for every BN-ReLU output of the block on ``like``; none off CPU."""
+    if like.device.type != 'cpu':
+        return nullcontext()
+    n, _, h, w = like.shape
+    widest = max(step.norm.num_features for step in layers[-1])  # the last layer's input, or a bottleneck
+    return _scratch(layers).lease(n * widest * h * w * max(like.element_size(), dtype.itemsize))
+
+
+def _on(memory: Optional[Tensor], like: Tensor, memory_format: torch.memory_format) -> Optional[Tensor]:
+    """A dense tensor shaped and typed as ``like`` at the start of ``memory`` (none without memory)."""
     if memory is None:
-        memory = _KEPT[key] = _KeptMemory()
-    return memory
-
-
-def _on(memory: Tensor, shape: Sequence[int], dtype: torch.dtype, memory_format: torch.memory_format) -> Tensor:
-    """A tensor of ``shape`` at the start of ``memory``, dense in ``memory_format``."""
-    _, c, h, w = shape
+        return None
+    _, c, h, w = like.shape
     stride = (c * h * w, 1, w * c, c) if memory_format == torch.channels_last else (c * h * w, h * w, w, 1)
-    return torch.empty(0, dtype=dtype, device=memory.device).set_(memory.untyped_storage(), 0, shape, stride)
+    return like.new_empty(0).set_(memory.untyped_storage(), 0, like.shape, stride)
 
 
-class _Scratch(NamedTuple):
-    """Where a block call puts each layer's dense input copy and, on CPU, each BN-ReLU output."""
-
-    copies: Tensor
-    normed: Optional[Tensor]
-    memory_format: torch.memory_format
-
-    @classmethod
-    def of(cls, layers: Sequence[DenseLayerSteps], like: Tensor, dtype: torch.dtype) -> '_Scratch':
-        n, _, h, w = like.shape
-        widest = max(step.norm.num_features for step in layers[-1])  # the last layer's input, or a bottleneck
-        nbytes = n * widest * h * w * max(like.element_size(), dtype.itemsize)
-        kept = _kept_memory(layers)
-        normed = kept.take('normed', nbytes, like.device) if like.device.type == 'cpu' else None
-        return cls(kept.take('copies', nbytes, like.device), normed, _memory_format(like))
-
-    def dense_copy(self, x: Tensor) -> Tensor:
-        # A dense copy, as torch.cat makes: BatchNorm's kernels for strided inputs are slower
-        # and round differently, and the plain mode is the reference to the last bit.
-        return _on(self.copies, x.shape, x.dtype, self.memory_format).copy_(x)
-
-    def normed_like(self, x: Tensor) -> Optional[Tensor]:
-        return None if self.normed is None else _on(self.normed, x.shape, x.dtype, self.memory_format)
+def _dense_prefix(buffer: Tensor, channels: int, memory_format: torch.memory_format) -> Tensor:
+    # A dense copy, as torch.cat makes: BatchNorm's kernels for strided inputs are slower
+    # and round differently, and the plain mode is the reference to the last bit.
+    return buffer[:, :channels].contiguous(memory_format=memory_format)
 
 
 def _run_layers(
     x: Tensor, layers: Sequence[DenseLayerSteps], growth_rate: int, dtype: torch.dtype, record: Optional[list] = None
 ) -> Tensor:
-    """Runs the block into a buffer with convolutions in ``dtype``.
+    """Runs the block into a fresh buffer with convolutions in ``dtype``.
 
     Appends what backward needs to ``record``: per step its input (but the first step's, a prefix of
     the buffer) and its :class:`_Stats`.
     """
-    n, channels, h, w = x.shape
     memory_format = _memory_format(x)
-    nbytes = n * (channels + len(layers) * growth_rate) * h * w * x.element_size()
-    features = _kept_memory(layers).take('features', nbytes, x.device)
-    buffer = _on(features, (n, channels + len(layers) * growth_rate, h, w), x.dtype, memory_format)
-    buffer[:, :channels] = x
-    scratch = _Scratch.of(layers, x, dtype)
-    for steps in layers:
-        out = scratch.dense_copy(buffer[:, :channels])
-        for i, step in enumerate(steps):
-            if record is not None and i > 0:
-                record.append(out)
-            out, stats = _norm_relu(step.norm, out, scratch.normed_like(out))
-            if record is not None:
-                record.append(stats)
-            out = _conv(step.conv, out, dtype)
-        buffer[:, channels : channels + growth_rate] = out
-        channels += growth_rate
+    buffer = torch.empty(
+        (x.shape[0], x.shape[1] + len(layers) * growth_rate, *x.shape[2:]),
+        dtype=x.dtype, device=x.device, memory_format=memory_format,
+    )  # fmt: skip
+    buffer[:, : x.shape[1]] = x
+    channels = x.shape[1]
+    with _normed_scratch(layers, x, dtype) as scratch:
+        for steps in layers:
+            out = _dense_prefix(buffer, channels, memory_format)
+            for i, step in enumerate(steps):
+                if record is not None and i > 0:
+                    record.append(out)
+                out, stats = _norm_relu(step.norm, out, _on(scratch, out, memory_format))
+                if record is not None:
+                    record.append(stats)
+                out = _conv(step.conv, out, dtype)
+            buffer[:, channels : channels + growth_rate] = out
+            channels += growth_rate
     return buffer
 
 
@@ -243,8 +246,9 @@ def _step_backward(
         grad_out.to(dtype), act.to(dtype), weight, None, conv.stride, conv.padding, conv.dilation,
         False, [0, 0], conv.groups, [True, conv.weight.requires_grad, False],
     )[:2]  # fmt: skip
-    grad_act = grad_act.to(act.dtype)
-    torch.ops.aten.threshold_backward.grad_input(grad_act, act, 0, grad_input=grad_act)  # ReLU's, in place
+    # ReLU's backward, written over its output: the two dense tensors of this size alive during the
+    # norm's backward are then its input and this gradient, as in the plain mode.
+    grad_act = torch.ops.aten.threshold_backward.grad_input(grad_act.to(act.dtype), act, 0, grad_input=act)
     del act
     batch_stats = _uses_batch_stats(norm)
     # Running statistics: ATen's own backward, as autograd takes for every eval-mode BatchNorm
@@ -282,31 +286,30 @@ class _SharedBufferBlock(torch.autograd.Function):
     @once_differentiable
     def backward(ctx, grad_out: Tensor) -> tuple[Optional[Tensor], ...]:
         buffer, *record = ctx.saved_tensors
-        layers, growth_rate = ctx.layers, ctx.growth_rate
         memory_format = _memory_format(buffer)
-        gradients = _kept_memory(layers).take('gradients', buffer.numel() * buffer.element_size(), buffer.device)
-        grad_buffer = _on(gradients, buffer.shape, grad_out.dtype, memory_format).copy_(grad_out)
+        grad_buffer = grad_out.clone(memory_format=memory_format)
         del grad_out
-        scratch = _Scratch.of(layers, buffer, ctx.dtype)
+        layers, growth_rate = ctx.layers, ctx.growth_rate
         param_grads: list[Optional[Tensor]] = []
         saved, impls = iter(reversed(record)), iter(reversed(ctx.impls))
         channels = ctx.in_channels + len(layers) * growth_rate
-        for index in reversed(range(len(layers))):
-            steps = layers[index]
-            channels -= growth_rate
-            grad = grad_buffer[:, channels : channels + growth_rate].contiguous(memory_format=memory_format)
-            for i in reversed(range(len(steps))):
-                reserve, invstd, mean = next(saved), next(saved), next(saved)
-                stats = _Stats(mean, invstd, reserve, next(impls))
-                inp = next(saved) if i > 0 else scratch.dense_copy(buffer[:, :channels])
-                needs_input = i > 0 or index > 0 or ctx.needs_input_grad[0]
-                normed = scratch.normed_like(inp)
-                grad, step_grads = _step_backward(steps[i], inp, stats, grad, ctx.dtype, needs_input, normed)
-                del inp, normed
-                param_grads[:0] = step_grads
-            if grad is not None:
-                grad_buffer[:, :channels] += grad
-            del grad
+        with _normed_scratch(layers, buffer, ctx.dtype) as scratch:
+            for index in reversed(range(len(layers))):
+                steps = layers[index]
+                channels -= growth_rate
+                grad = grad_buffer[:, channels : channels + growth_rate].contiguous(memory_format=memory_format)
+                for i in reversed(range(len(steps))):
+                    reserve, invstd, mean = next(saved), next(saved), next(saved)
+                    stats = _Stats(mean, invstd, reserve, next(impls))
+                    inp = next(saved) if i > 0 else _dense_prefix(buffer, channels, memory_format)
+                    needs_input = i > 0 or index > 0 or ctx.needs_input_grad[0]
+                    normed = _on(scratch, inp, memory_format)
+                    grad, step_grads = _step_backward(steps[i], inp, stats, grad, ctx.dtype, needs_input, normed)
+                    del inp, normed
+                    param_grads[:0] = step_grads
+                if grad is not None:
+                    grad_buffer[:, :channels] += grad
+                del grad
         grad_x = grad_buffer[:, : ctx.in_channels] if ctx.needs_input_grad[0] else None
         return (grad_x, None, None, None, *param_grads)
 

@@ -1,11 +1,14 @@
-"""The memory the shared buffer keeps between calls on CPU: reused once free, never while in use."""
+"""The shared buffer's memory on CPU: a scratch kept between calls, never memory anything still uses."""
 
+import gc
 import threading
 
+import pytest
 import torch
 from torch import nn
 
 from mmdensenet.models import DenseNet
+from mmdensenet.models.backbones import _shared_buffer
 
 TINY = dict(growth_rate=8, depths=(2, 2, 2, 2), init_channels=16)
 
@@ -65,17 +68,45 @@ def test_a_retained_graph_keeps_its_buffer_through_later_steps() -> None:
     assert_same_state(plain, efficient)
 
 
-def test_the_buffer_is_kept_for_the_next_step_once_free() -> None:
+def test_the_scratch_is_lent_to_one_caller_at_a_time_and_keeps_the_larger_chunk() -> None:
+    scratch = _shared_buffer._Scratch()
+    with scratch.lease(100) as first, scratch.lease(50) as second:  # a second caller while the first holds it
+        assert first.numel() >= 100 and second.numel() >= 50
+        addresses = first.data_ptr(), second.data_ptr()
+        assert addresses[0] != addresses[1]
+    with scratch.lease(80) as again:
+        assert again.data_ptr() == addresses[0]  # the larger chunk was kept
+    with scratch.lease(200) as larger:
+        assert larger.numel() >= 200 and larger.data_ptr() not in addresses
+
+
+def test_every_bn_relu_output_of_every_step_goes_to_the_same_kept_memory(monkeypatch: pytest.MonkeyPatch) -> None:
+    addresses = []
+    for name in ('_norm_relu', '_replay_norm_relu'):
+        original = getattr(_shared_buffer, name)
+
+        def recorded(norm, x, *args, original=original):
+            addresses.append(args[-1].data_ptr())  # the memory it writes into
+            return original(norm, x, *args)
+
+        monkeypatch.setattr(_shared_buffer, name, recorded)
     _, efficient = twins()
-    addresses = first_block_storages(efficient)
-    x = torch.randn(2, 3, 64, 64)
-    for _ in range(3):
-        loss(efficient(x), 1).backward()
+    for _ in range(2):
+        loss(efficient(torch.randn(2, 3, 64, 64)), 1).backward()
     with torch.no_grad():
-        efficient(x)
-    assert len(set(addresses)) == 1  # training steps and inference, one buffer
-    efficient(torch.randn(4, 3, 64, 64))  # a larger batch needs a larger buffer
-    assert addresses[-1] != addresses[0]
+        efficient(torch.randn(2, 3, 64, 64))
+    assert len(addresses) == (2 * 2 + 1) * 8 * 2  # forward and replay in 2 steps, 1 inference; 8 layers of 2
+    assert set(addresses) == {addresses[0]}
+
+
+def test_the_scratch_goes_with_the_last_model() -> None:
+    model = DenseNet(TINY, memory_efficient=True).train()
+    loss(model(torch.randn(2, 3, 64, 64)), 1).backward()
+    kept = _shared_buffer._shared_scratch()
+    assert kept is not None and kept._kept is not None
+    del model, kept
+    gc.collect()
+    assert _shared_buffer._shared_scratch() is None
 
 
 def test_an_output_a_caller_holds_is_never_overwritten() -> None:
