@@ -9,10 +9,11 @@ them alike. Each process times its first train step (with torch.compile, the com
 own, runs ``warmup`` untimed steps for its allocator to settle, then times ``iters`` train steps
 (SGD), and then the same for inference: each step on a wall clock between device synchronisations.
 The timed steps of all rounds give the median, the fastest and the spread (interquartile range).
-``measure_memory`` takes, above weights, gradients and optimizer state, the peak memory of a train
-step and the memory left between steps (at rest): on CPU the resident set size, with glibc told to
-hand freed blocks back to the system at once; on CUDA the memory allocated. ``max_batch`` finds the
-largest batch whose train steps fit on the card: doubling, then bisection.
+``measure_memory`` takes the peak memory of a train step and the memory the model keeps between
+steps (at rest), both beyond the tensors of the model, gradients, optimizer and batch: on CPU the
+resident set size, with glibc told to hand freed blocks back to the system at once; on CUDA the
+memory allocated. ``max_batch`` finds the largest batch whose train steps fit on the card:
+doubling, then bisection.
 
 Every job runs through ``in_child``, in a fresh ``python -m mmdensenet.analysis.benchmark JOB``
 that imports this same mmdensenet and prints its results as JSON.
@@ -20,6 +21,7 @@ that imports this same mmdensenet and prints its results as JSON.
 
 import ctypes
 import ctypes.util
+import gc
 import json
 import re
 import statistics
@@ -180,11 +182,13 @@ class _Runner:
         step()
         return time.perf_counter() - start
 
-    def state_bytes(self) -> int:
-        """Bytes of the gradients and of the optimizer's state."""
-        tensors = [p.grad for p in self.model.parameters() if p.grad is not None]
+    def tensor_bytes(self) -> int:
+        """Bytes of the model's parameters and buffers, their gradients, the optimizer's state and the batch."""
+        tensors = [*self.model.parameters(), *self.model.buffers(), self.images, self.labels]
+        tensors += [p.grad for p in self.model.parameters() if p.grad is not None]
         tensors += [t for state in self.optimizer.state.values() for t in state.values() if torch.is_tensor(t)]
-        return sum(t.numel() * t.element_size() for t in tensors)
+        storages = {t.untyped_storage().data_ptr(): t.untyped_storage().nbytes() for t in tensors}
+        return sum(storages.values())
 
 
 def _minor_faults() -> int:
@@ -284,33 +288,45 @@ def _release_freed_memory_at_once() -> None:
     libc.malloc_trim(0)
 
 
-def measure_memory(variant: Variant, setting: Setting) -> dict:
-    """Memory of train steps above weights, gradients and optimizer state: at its peak and between steps.
+def _memory(device: torch.device) -> int:
+    """Bytes in use: on CUDA allocated, on CPU resident (freed blocks handed back first)."""
+    if device.type == 'cuda':
+        return torch.cuda.memory_allocated(device)
+    _release_freed_memory_at_once()
+    return _process_memory('VmRSS')
 
-    The level before the first step (weights, the batch) plus the gradients and optimizer state that
-    step creates is the base; at rest is what the process holds above it after a step, the peak
-    the most it holds during the next one. Needs a process of its own (on CPU it also changes how
-    glibc allocates).
-    """
-    runner = _Runner(variant, setting)
-    if runner.device.type == 'cuda':
-        before = torch.cuda.memory_allocated(runner.device)
-        runner.train_step()
-        rest = torch.cuda.memory_allocated(runner.device) - before
-        torch.cuda.reset_peak_memory_stats(runner.device)
-        runner.train_step()
-        peak = torch.cuda.max_memory_allocated(runner.device) - before
+
+def _reset_peak_memory(device: torch.device) -> None:
+    if device.type == 'cuda':
+        torch.cuda.reset_peak_memory_stats(device)
     else:
         _release_freed_memory_at_once()
-        before = _process_memory('VmRSS')
-        runner.train_step()
-        _release_freed_memory_at_once()
-        rest = _process_memory('VmRSS') - before
         Path('/proc/self/clear_refs').write_text('5')  # resets the peak resident set size
-        runner.train_step()
-        peak = _process_memory('VmHWM') - before
-    state = runner.state_bytes()
-    return dict(train_memory_mb=(peak - state) / 2**20, rest_memory_mb=(rest - state) / 2**20)
+
+
+def _peak_memory(device: torch.device) -> int:
+    return torch.cuda.max_memory_allocated(device) if device.type == 'cuda' else _process_memory('VmHWM')
+
+
+def measure_memory(variant: Variant, setting: Setting) -> dict:
+    """Memory of train steps beyond the tensors of the model, its gradients, the optimizer and the batch.
+
+    At rest is what the model keeps between steps beyond those tensors: the memory the process
+    frees when the model goes, less their bytes (the libraries' caches, such as oneDNN's kernels,
+    stay and count in neither). The peak is the most a step holds above the resting process, plus
+    what the model keeps. Needs a process of its own (on CPU it also changes how glibc allocates).
+    """
+    runner = _Runner(variant, setting)
+    device = runner.device
+    _memory(device)  # on CPU, glibc hands freed blocks back from here on
+    runner.train_step()  # creates the gradients, the optimizer's state and the libraries' caches
+    _reset_peak_memory(device)
+    runner.train_step()
+    peak, rest, tensors = _peak_memory(device), _memory(device), runner.tensor_bytes()
+    del runner
+    gc.collect()
+    kept = rest - _memory(device) - tensors
+    return dict(train_memory_mb=(peak - rest + kept) / 2**20, rest_memory_mb=kept / 2**20)
 
 
 def train_steps_fit(variant: Variant, setting: Setting) -> bool:
