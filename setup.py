@@ -27,15 +27,22 @@ def read_requirements(name: str) -> list[str]:
 
 
 class BuildWithMim(build_py):
-    """Copies the mim files into the built package."""
+    """Builds the package afresh, with the mim files in it.
+
+    The build folder outlives a build (pip builds in the checkout's ``build/``), and setuptools
+    only adds to it: a module or config deleted from the checkout would still be installed.
+    """
 
     def run(self) -> None:
+        package = Path(self.build_lib) / 'mmdensenet'
+        if package.is_dir():
+            shutil.rmtree(package)
         super().run()
-        target = Path(self.build_lib) / 'mmdensenet' / '.mim'
+        target = package / '.mim'
         for name in MIM_FILES:
             source = ROOT / name
             if source.is_dir():
-                shutil.copytree(source, target / name, dirs_exist_ok=True)
+                shutil.copytree(source, target / name)
             elif source.is_file():
                 target.mkdir(parents=True, exist_ok=True)
                 shutil.copy2(source, target / name)

@@ -1,12 +1,12 @@
 """DenseNet for OpenMMLab 2.0.
 
-Importing the package registers its models and hooks, so ``custom_imports=dict(imports=['mmdensenet'])``
-is all a config needs.
+Importing the package registers its models, data pipeline steps and hooks, so
+``custom_imports=dict(imports=['mmdensenet'])`` is all a config needs.
 """
 
-# models and engine register the models and hooks; weights lets torch's weights-only loading read
-# mmengine's checkpoints.
-from . import engine, models, weights  # noqa: F401
+# models, datasets and engine register the models, pipeline steps and hooks; weights lets torch's
+# weights-only loading read mmengine's checkpoints.
+from . import datasets, engine, models, weights  # noqa: F401
 from .version import __version__
 
 __all__ = ['__version__']

@@ -41,7 +41,7 @@ def run_cli(main: Callable[[], object], user_errors: tuple[type[Exception], ...]
     try:
         main()
     except ToolError as exc:
-        _exit_with(f'error: {exc}')
+        _exit_with(f'error: {one_line(exc)}')
     except user_errors as exc:
         _exit_with(f'error: {type(exc).__name__}: {one_line(exc)}')
 

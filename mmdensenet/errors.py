@@ -1,5 +1,6 @@
 """The user's mistakes: one error type, reported by the tools as one line without a traceback."""
 
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -8,9 +9,20 @@ class ToolError(ValueError):
     """An error in the user's input, reported as one line without a traceback."""
 
 
+# How torch's DataLoader re-raises the error of a worker process: its type, with the worker's traceback as message.
+WORKER_ERROR = re.compile(r'Caught \w+ in DataLoader worker process \d+\.\nOriginal Traceback')
+
+
 def one_line(exc: BaseException) -> str:
-    """The exception's message on a single line, or its type name if it has none."""
-    return ' '.join(str(exc).split()) or type(exc).__name__
+    """The exception's message on a single line, or its type name if it has none.
+
+    The message of an error that torch's DataLoader brought back from a worker is the worker's
+    traceback; its last line holds the original message.
+    """
+    message = str(exc)
+    if WORKER_ERROR.match(message):
+        message = message.rstrip().splitlines()[-1].partition(': ')[2]
+    return ' '.join(message.split()) or type(exc).__name__
 
 
 @contextmanager

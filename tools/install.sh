@@ -3,6 +3,8 @@
 #
 #   bash tools/install.sh         classification, configs, tools and the demo (mmcv-lite)
 #   bash tools/install.sh tests   also the compiled mmcv 2.1.0, mmdet and the test tools
+#   bash tools/install.sh oldest  the oldest supported stack (requirements/oldest.txt) and the test
+#                                 tools, in a virtual environment of its own; prints its python
 #
 # Idempotent: a second run only re-installs mmdensenet itself. The compiled mmcv is built
 # once from source and its wheel kept in $MMDENSENET_CACHE (default ~/.cache/mmdensenet),
@@ -11,8 +13,8 @@ set -euo pipefail
 
 mode=${1:-runtime}
 case "$mode" in
-  runtime | tests) ;;
-  *) echo "usage: bash tools/install.sh [runtime|tests]" >&2; exit 2 ;;
+  runtime | tests | oldest) ;;
+  *) echo "usage: bash tools/install.sh [runtime|tests|oldest]" >&2; exit 2 ;;
 esac
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -71,7 +73,26 @@ install_full_mmcv() {
   pip_install --no-deps "$wheels"/mmcv-"$mmcv_version"-*.whl
 }
 
+# The oldest stack in a virtual environment of its own, installed from wheels downloaded once for
+# each version of requirements/oldest.txt (about 3 GB: torch's CUDA build brings its nvidia packages).
+install_oldest() {
+  wheels="$cache/wheels/oldest" venv="$cache/envs/oldest"
+  stamp="$wheels/.complete-$(sha256sum requirements/oldest.txt | cut -c1-12)"
+  if [ ! -e "$stamp" ]; then
+    python -m pip download --quiet -d "$wheels" -r requirements/oldest.txt >&2
+    touch "$stamp"
+  fi
+  [ -x "$venv/bin/python" ] || python -m venv "$venv" >&2
+  "$venv/bin/python" -m pip install --quiet --no-index --find-links "$wheels" -r requirements/oldest.txt >&2
+  "$venv/bin/python" -m pip install --quiet --no-deps --no-build-isolation "$root" >&2
+  echo "$venv/bin/python"
+}
+
 cd "$root"
+if [ "$mode" = oldest ]; then
+  install_oldest
+  exit
+fi
 pip_install -r requirements/runtime.txt
 if [ "$mode" = tests ]; then
   install_full_mmcv

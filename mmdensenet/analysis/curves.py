@@ -16,6 +16,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
 from ..errors import ToolError
+from ..inputs import require_file
 from ..outputs import atomic_output, check_output, require_png
 
 SCALAR_LOG_NAME = 'scalars.json'
@@ -59,10 +60,10 @@ def find_scalar_log(log_path: Union[str, Path]) -> Path:
         The path of the JSON file.
     """
     path = Path(log_path)
-    if path.is_file():
-        return path
-    if not path.is_dir():
+    if not path.exists():
         raise ToolError(f'no such file or folder: {path}')
+    if not path.is_dir():
+        return require_file(path, 'scalar log')
     for candidate in (path / SCALAR_LOG_NAME, path / 'vis_data' / SCALAR_LOG_NAME):
         if candidate.is_file():
             return candidate
@@ -76,12 +77,17 @@ def read_scalar_log(log_file: Union[str, Path]) -> ScalarLog:
     """Parse a JSON-lines scalar log into its training and validation records."""
     log_file = Path(log_file)
     train, val = [], []
-    with log_file.open(encoding='utf-8') as f:
+    with log_file.open('rb') as f:
         for line_number, line in enumerate(f, 1):
             if not line.strip():
                 continue
             try:
-                record = json.loads(line)
+                record = json.loads(line.decode('utf-8'))
+            except UnicodeDecodeError:
+                raise ToolError(
+                    f'{log_file}:{line_number} is not text: give the JSON-lines scalar log that mmengine writes '
+                    f'(vis_data/{SCALAR_LOG_NAME})'
+                ) from None
             except json.JSONDecodeError as exc:
                 raise ToolError(f'{log_file}:{line_number} is not JSON ({exc.msg})') from exc
             if not isinstance(record, dict) or 'step' not in record:

@@ -4,6 +4,7 @@ from .arguments import parse_runner_args
 from .config import load_config
 from .distributed import prepare_distributed
 from .inference import ImageClassification, Prediction, draw_predictions
+from .input_shape import input_shape
 from .model import build_model, init_model
 from .runs import evaluate, train
 
@@ -14,6 +15,7 @@ __all__ = [
     'draw_predictions',
     'evaluate',
     'init_model',
+    'input_shape',
     'load_config',
     'parse_runner_args',
     'prepare_distributed',

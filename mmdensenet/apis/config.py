@@ -1,13 +1,16 @@
 """Reading a config as the tools do: one-line errors, ``--cfg-options`` checked, a work dir set."""
 
 import inspect
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Optional, Union
+from typing import Any, Optional, Union
 
 from mmengine.config import Config
+from mmengine.registry import Registry
 from mmengine.runner import Runner
 
 from ..errors import ToolError, reraise_as_tool_error
+from ..inputs import require_file
 
 # Top-level settings that mmengine's Runner (its arguments, and what from_cfg reads besides) or
 # these tools read, so that --cfg-options may add them to a config that lacks them.
@@ -16,6 +19,25 @@ RUNNER_SETTINGS = {
     *('compile', 'activation_checkpointing', 'efficient_conv_bn_eval', 'model_wrapper_cfg'),
     *('find_unused_parameters', 'sync_bn', 'runner_type', 'custom_imports', 'tta_model', 'tta_pipeline'),
 }
+
+
+def config_paths(value: Any, path: str) -> Iterator[tuple[str, Any]]:
+    """``value`` and everything inside it, each with its key path, e.g. ``('model.backbone.arch', 121)``."""
+    yield path, value
+    if isinstance(value, dict):
+        children = ((f'{path}.{key}', child) for key, child in value.items())
+    elif isinstance(value, (list, tuple)):
+        children = ((f'{path}[{index}]', child) for index, child in enumerate(value))
+    else:
+        return
+    for child_path, child in children:
+        yield from config_paths(child, child_path)
+
+
+def is_registered(registry: Registry, name: str, scope: Optional[str]) -> bool:
+    """Whether mmengine's builders find the type ``name`` in ``registry`` for a config of ``scope``."""
+    with registry.switch_scope_and_registry(scope) as scoped:
+        return scoped.get(name) is not None
 
 
 def _check_new_keys(cfg: Config, cfg_options: dict) -> None:
@@ -34,8 +56,7 @@ def load_config(config: Union[str, Path], cfg_options: Optional[dict] = None, wo
     The work dir defaults to ``work_dirs/<config name>`` when neither ``work_dir`` nor the
     config gives one.
     """
-    if not Path(config).is_file():
-        raise ToolError(f'config file not found: {config}')
+    require_file(config, 'config file')
     with reraise_as_tool_error(f'cannot read config {config}'):
         cfg = Config.fromfile(config)
     if cfg_options:

@@ -21,11 +21,12 @@ from mmengine.dataset import Compose, pseudo_collate
 from mmengine.registry import DATASETS, DefaultScope
 
 from ..errors import ToolError, reraise_as_tool_error
+from ..inputs import check_image_pixels, require_file
 from ..outputs import atomic_output, require_png
 from .config import load_config
 from .model import DEFAULT_SCOPE, init_model
 
-LOADING_TRANSFORMS = ('LoadImageFromFile', 'mmpretrain.LoadImageFromFile')
+LOADING_TRANSFORMS = ('LoadImageFromFile', 'mmpretrain.LoadImageFromFile', 'mmdensenet.LoadImageFromFile')
 
 
 @dataclass(frozen=True)
@@ -49,27 +50,52 @@ class ImageClassification:
     def __init__(self, config: Union[str, Path], checkpoint: Union[str, Path], device: str = 'cpu') -> None:
         self.cfg = load_config(config)
         self.model = init_model(self.cfg, checkpoint, device)
-        self.load_image, self.pipeline = _test_pipeline(self.cfg)
+        self.load_image, self.pipeline = build_test_pipeline(self.cfg)
 
     def read(self, path: Union[str, Path]) -> np.ndarray:
         """Reads an image file the way the config's test pipeline does (BGR, or grey for ``color_type='grayscale'``)."""
-        path = Path(path)
-        if not path.is_file():
-            raise ToolError(f'no such image file: {path}')
+        path = require_file(path, 'image file')
+        check_image_pixels(path)
         with reraise_as_tool_error(f'cannot decode image {path}'), _quiet_opencv():
             loaded = self.load_image(dict(img_path=str(path)))
         if loaded is None:
             raise ToolError(f'cannot decode image {path}')
         return loaded['img']
 
-    def predict(self, image: np.ndarray, topk: int = 5) -> list[Prediction]:
-        """The ``topk`` most likely classes of an ``image`` as :meth:`read` gives it."""
+    def predict(self, image: Union[np.ndarray, str, Path], topk: int = 5) -> list[Prediction]:
+        """The ``topk`` most likely classes of an image file, or of an image as :meth:`read` gives it."""
+        if isinstance(topk, bool) or not isinstance(topk, int) or topk < 1:
+            raise ToolError(f'topk must be a positive whole number, got {topk!r}')
+        name = 'the image'
+        if not isinstance(image, np.ndarray):
+            name, image = str(image), self.read(image)
+        elif not image.size or image.ndim not in (2, 3) or image.shape[2:] not in ((), (1,), (3,)):
+            raise ToolError(
+                f'the image must be an array of shape (H, W) or (H, W, 3), as read gives it; got {image.shape}'
+            )
         data = self.pipeline(dict(img=image, img_shape=image.shape[:2], ori_shape=image.shape[:2]))
-        with torch.no_grad():
-            scores = self.model.test_step(pseudo_collate([data]))[0].pred_score.cpu()
+        try:
+            with torch.no_grad():
+                scores = self.model.test_step(pseudo_collate([data]))[0].pred_score.cpu()
+        except RuntimeError as error:
+            too_small = self._too_small(data['inputs'], name)
+            if too_small is None:
+                raise
+            raise too_small from error
         names = self.class_names(len(scores))
         values, labels = scores.topk(min(topk, len(scores)))
         return [Prediction(int(i), names[i], float(v)) for v, i in zip(values, labels)]
+
+    def _too_small(self, inputs: torch.Tensor, name: str) -> Optional[ToolError]:
+        """Why the model failed on ``inputs``, if they are smaller than its backbone's largest stride."""
+        stride = max(getattr(getattr(self.model, 'backbone', None), 'block_strides', [1]))
+        height, width = inputs.shape[-2:]
+        if min(height, width) >= stride:
+            return None
+        return ToolError(
+            f'{name} is {width}x{height} pixels after the test pipeline, too small for the model, which '
+            f'downsamples it {stride} times; give an image of at least {stride}x{stride} pixels'
+        )
 
     def class_names(self, num_classes: int) -> list[str]:
         """Names of the model's classes, from the checkpoint or the config; indices if neither has them."""
@@ -94,7 +120,7 @@ def _config_classes(cfg: Config) -> Optional[Sequence]:
     return names
 
 
-def _test_pipeline(cfg: Config) -> tuple[Compose, Compose]:
+def build_test_pipeline(cfg: Config) -> tuple[Compose, Compose]:
     """The config's test pipeline as its loading step (mmpretrain's default if it has none) and the rest."""
     steps = cfg.get('test_pipeline') or _test_dataset_cfg(cfg).get('pipeline')
     if not steps:
@@ -106,15 +132,20 @@ def _test_pipeline(cfg: Config) -> tuple[Compose, Compose]:
         return Compose(loading[:1]), Compose(rest)
 
 
+# OpenCV's LOG_LEVEL_ERROR, the same number in 4.x and 5.
+OPENCV_LOG_LEVEL_ERROR = 2
+
+
 @contextmanager
 def _quiet_opencv() -> Iterator[None]:
     """Keeps OpenCV from logging a warning line of its own for a broken file; the error says it instead."""
-    level = cv2.utils.logging.getLogLevel()
-    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
+    logging = getattr(cv2.utils, 'logging', cv2)  # OpenCV 5 moved these from the top level (4.x)
+    level = logging.getLogLevel()
+    logging.setLogLevel(OPENCV_LOG_LEVEL_ERROR)
     try:
         yield
     finally:
-        cv2.utils.logging.setLogLevel(level)
+        logging.setLogLevel(level)
 
 
 def draw_predictions(image: np.ndarray, predictions: Sequence[Prediction], out_file: Union[str, Path]) -> Path:

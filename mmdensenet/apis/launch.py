@@ -2,8 +2,9 @@
 
 ``python -m mmdensenet.apis.launch tools/train.py CONFIG GPUS [ARGS]`` (or ``tools/test.py CONFIG
 CHECKPOINT GPUS [ARGS]``), what ``tools/dist_train.sh`` (``dist_test.sh``) runs, checks the
-arguments and runs torchrun in this process: GPUS processes on each of the nodes that NNODES,
-NODE_RANK, MASTER_ADDR and PORT describe. Each training or test process that stops on a user's
+arguments and the variables NNODES, NODE_RANK and PORT (on the first node, that no process
+listens on PORT) and runs torchrun in this process: GPUS processes on each of the nodes that
+NNODES, NODE_RANK, MASTER_ADDR and PORT describe. Each training or test process that stops on a user's
 mistake (a config key, a file) writes its one-line error into a folder this launcher makes, instead
 of printing it (see :func:`mmdensenet.cli.run_cli`). When the run fails, the launcher prints each
 distinct line once and exits with the processes' status; torchrun would print the line once per
@@ -11,9 +12,11 @@ process, followed by its own report and traceback. A failure that no process rep
 user's keeps torchrun's report.
 """
 
+import errno
 import logging
 import os
 import re
+import socket
 import sys
 import tempfile
 from pathlib import Path
@@ -24,10 +27,34 @@ from torch.distributed.run import parse_args, run
 
 from ..cli import ERROR_FOLDER_VARIABLE, _exit_with
 from ..errors import ToolError
-from ..weights.download import is_url
+from ..inputs import require_file
+from .loading import checkpoint_source
 
 # The arguments of each tool before its own, as tools/dist_<tool>.sh takes them.
 POSITIONALS = {'train': ('CONFIG', 'GPUS'), 'test': ('CONFIG', 'CHECKPOINT', 'GPUS')}
+
+
+def _number(name: str, default: int, low: int, high: Optional[int] = None) -> int:
+    """The environment variable ``name`` as a whole number from ``low`` (to ``high``), or ``default`` if unset."""
+    value = os.environ.get(name) or str(default)
+    if not re.fullmatch(r'[0-9]+', value) or int(value) < low or (high is not None and int(value) > high):
+        allowed = f'of at least {low}' if high is None else f'from {low} to {high}'
+        raise ToolError(f"{name} must be a whole number {allowed}, got '{value}'")
+    return int(value)
+
+
+def check_port_free(port: int) -> None:
+    """Refuses a ``port`` that a process on this machine listens on, where torchrun's store would fail to start."""
+    with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the store does: TIME_WAIT is no obstacle
+        try:
+            probe.bind(('', port))
+        except OSError as error:
+            if error.errno != errno.EADDRINUSE:
+                raise
+            raise ToolError(
+                f'PORT {port} is in use on this machine (by another distributed job?); set PORT to a free port'
+            ) from None
 
 
 def reported_errors(folder: Path) -> list[str]:
@@ -44,17 +71,15 @@ def torchrun_arguments(script: Path, args: list[str]) -> list[str]:
     given = dict(zip(names, args))
     if not re.fullmatch(r'[1-9][0-9]*', given['GPUS']):
         raise ToolError(f"GPUS must be a positive number of processes, got '{given['GPUS']}'")
-    if not Path(given['CONFIG']).is_file():
-        raise ToolError(f'config file not found: {given["CONFIG"]}')
-    checkpoint = given.get('CHECKPOINT')
-    if checkpoint is not None and not is_url(checkpoint) and not Path(checkpoint).is_file():
-        raise ToolError(f'checkpoint not found: {checkpoint}')
-    env = os.environ
+    require_file(given['CONFIG'], 'config file')
+    if 'CHECKPOINT' in given:
+        checkpoint_source(given['CHECKPOINT'])
+    nodes = _number('NNODES', 1, low=1)
     return [
-        f'--nnodes={env.get("NNODES") or 1}',
-        f'--node_rank={env.get("NODE_RANK") or 0}',
-        f'--master_addr={env.get("MASTER_ADDR") or "127.0.0.1"}',
-        f'--master_port={env.get("PORT") or 29500}',
+        f'--nnodes={nodes}',
+        f'--node_rank={_number("NODE_RANK", 0, low=0, high=nodes - 1)}',
+        f'--master_addr={os.environ.get("MASTER_ADDR") or "127.0.0.1"}',
+        f'--master_port={_number("PORT", 29500, low=1, high=65535)}',
         f'--nproc_per_node={given["GPUS"]}',
         str(script),
         *args[: len(names) - 1],  # GPUS comes last and is torchrun's
@@ -67,7 +92,9 @@ def torchrun_arguments(script: Path, args: list[str]) -> list[str]:
 def main(argv: Optional[list[str]] = None) -> None:
     script, *args = sys.argv[1:] if argv is None else argv
     try:
-        torchrun_argv = torchrun_arguments(Path(script), args)
+        torchrun_config = parse_args(torchrun_arguments(Path(script), args))
+        if torchrun_config.node_rank == 0:  # the node whose torchrun starts the store that the others join
+            check_port_free(torchrun_config.master_port)
     except ToolError as error:
         _exit_with(f'error: {error}', 2)
     # The agent's notes on stopping the other processes; a genuine failure's report below says it all.
@@ -75,7 +102,7 @@ def main(argv: Optional[list[str]] = None) -> None:
     with tempfile.TemporaryDirectory(prefix='mmdensenet-errors-') as folder:
         os.environ[ERROR_FOLDER_VARIABLE] = folder
         try:
-            run(parse_args(torchrun_argv))
+            run(torchrun_config)
         except ChildFailedError as failure:
             errors = reported_errors(Path(folder))
             if not errors:

@@ -4,7 +4,7 @@ mmengine's Runner loads ``load_from`` (and the checkpoint it resumes from) with
 ``strict=False``: a checkpoint of another model loads nothing and only logs it, and a URL is
 unpickled by ``torch.hub`` without the weights-only guard. The tools therefore fetch a URL
 themselves, read every checkpoint with :func:`~mmdensenet.weights.read_checkpoint` and refuse
-one that does not fit the model before the Runner touches it.
+one that does not fit the model, or whose values cannot be its, before the Runner touches it.
 """
 
 import os
@@ -12,6 +12,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
+from urllib.parse import urlparse
+from urllib.request import url2pathname
 
 import torch.nn as nn
 from mmengine.model import BaseTTAModel, is_model_wrapper
@@ -19,9 +21,25 @@ from mmengine.runner.checkpoint import find_latest_checkpoint
 
 from ..engine.checkpoints import holds_training_state
 from ..errors import ToolError
+from ..inputs import require_file
 from ..weights import read_checkpoint, unwrap_state_dict
-from ..weights.checkpoint_io import DATA_PARALLEL_PREFIX, StateDict, errors_about
+from ..weights.checkpoint_io import DATA_PARALLEL_PREFIX, StateDict, check_values, errors_about
 from ..weights.download import cached_download, is_url
+
+
+def checkpoint_source(path: str, what: str = 'checkpoint') -> str:
+    """An http(s) URL as it is, or the local file that a path or a ``file://`` URL names, which must be a file.
+
+    ``what`` names the checkpoint in errors, e.g. 'load_from'.
+    """
+    if is_url(path):
+        return path
+    url = urlparse(path)
+    if url.scheme == 'file' and url.netloc in ('', 'localhost'):
+        path = url2pathname(url.path)
+    elif '://' in path and not Path(path).exists():
+        raise ToolError(f'{what} {path}: checkpoints are read from a local file or an http(s) URL; give one of those')
+    return os.fspath(require_file(path, what))
 
 
 @dataclass(frozen=True)
@@ -35,10 +53,9 @@ class Checkpoint:
     @classmethod
     def read(cls, path: str, what: str = 'checkpoint') -> 'Checkpoint':
         """Reads a local file or a URL (fetched first); ``what`` names it in errors, e.g. 'load_from'."""
+        path = checkpoint_source(path, what)
         if is_url(path):
             path = os.fspath(cached_download(path))
-        elif not Path(path).is_file():
-            raise ToolError(f'{what} not found: {path}')
         with errors_about(what):
             content, _ = read_checkpoint(path)
             # mmengine loads the 'state_dict' entry if there is one, else the whole file.
@@ -64,7 +81,8 @@ def unwrapped(model: nn.Module) -> nn.Module:
 
 
 def check_fits(model: nn.Module, state_dict: StateDict, path: str) -> None:
-    """Raises a ``ToolError`` unless ``state_dict`` has exactly ``model``'s keys and shapes."""
+    """Raises a ``ToolError`` unless ``state_dict`` has exactly ``model``'s keys and shapes, and values
+    that can be its (finite, of the same kind: see :func:`~mmdensenet.weights.checkpoint_io.check_values`)."""
     expected = model.state_dict()
     problems = []
     for kind, keys in (
@@ -80,6 +98,8 @@ def check_fits(model: nn.Module, state_dict: StateDict, path: str) -> None:
         problems.append(f'{len(resized)} tensors of another shape (e.g. {key}: {shapes})')
     if problems:
         raise ToolError(f'checkpoint {path} does not fit the model: {", ".join(problems)}')
+    with errors_about(f'checkpoint {path}'):
+        check_values(state_dict, expected)
 
 
 def load_weights(model: nn.Module, path: str) -> Checkpoint:

@@ -10,16 +10,39 @@ from mmengine.config import Config
 from mmengine.registry import MODELS, DefaultScope
 
 from ..errors import ToolError, reraise_as_tool_error
-from .config import load_config
+from ..models.backbones.densenet import FROM_MMPRETRAIN, DenseNet
+from .config import config_paths, is_registered, load_config
 from .loading import load_weights
 
 DEFAULT_SCOPE = 'mmpretrain'
+# The model settings that mmcv's layer builders read, with examples of the types they take.
+LAYER_CONFIGS = {'norm_cfg': ('BN', 'SyncBN', 'GN', 'LN'), 'act_cfg': ('ReLU', 'GELU', 'SiLU')}
+
+
+def check_layer_configs(cfg: Config) -> None:
+    """Refuses a ``norm_cfg`` or ``act_cfg`` of the config's model that is not a dict naming a registered layer.
+
+    mmcv's builders would only say ``cfg must be a dict``, or name ``None`` instead of an unknown type.
+    """
+    scope = cfg.get('default_scope', DEFAULT_SCOPE)
+    for path, value in config_paths(cfg.get('model'), 'model'):
+        examples = LAYER_CONFIGS.get(path.rpartition('.')[2])
+        if examples is None or value is None:
+            continue
+        layer = value.get('type') if isinstance(value, dict) else None
+        if not isinstance(layer, (str, type)):
+            raise ToolError(
+                f'{path} must be a dict with the type of a layer, e.g. dict(type={examples[0]!r}), got {value!r}'
+            )
+        if isinstance(layer, str) and not is_registered(MODELS, layer, scope):
+            raise ToolError(f'{path}.type: no layer is registered as {layer!r}; e.g. {", ".join(map(repr, examples))}')
 
 
 def build_model(cfg: Config) -> nn.Module:
     """Build the config's model, with its top-level ``data_preprocessor`` as the Runner adds it."""
     if not isinstance(cfg.get('model'), dict):
         raise ToolError(f'config {cfg.filename} defines no model')
+    check_layer_configs(cfg)
     model_cfg = copy.deepcopy(cfg.model)
     if isinstance(cfg.get('data_preprocessor'), dict):
         model_cfg.setdefault('data_preprocessor', cfg.data_preprocessor)
@@ -28,16 +51,25 @@ def build_model(cfg: Config) -> nn.Module:
         return MODELS.build(model_cfg)
 
 
-def check_head_width(model: nn.Module) -> None:
-    """Refuses a classifier whose head takes another number of channels than its backbone gives.
+def check_channels(model: nn.Module) -> None:
+    """Refuses a head or neck that takes other channels than the backbone gives.
 
-    Checked where the backbone says what it gives (``out_channels``, as ours does) and the neck,
-    if any, is global average pooling, which keeps the channels.
+    The head is checked where the backbone says what it gives (``out_channels``, as ours does) and
+    the neck, if any, is global average pooling, which keeps the channels. A neck with a list of
+    ``in_channels`` (mmdet's and mmseg's FPN) after our DenseNet must take its ``out_channels``: a
+    config written for mmpretrain's DenseNet, whose taps are other tensors, does not.
     """
     from mmpretrain.models.necks import GlobalAveragePooling
 
     backbone, neck, head = (getattr(model, name, None) for name in ('backbone', 'neck', 'head'))
     channels = getattr(backbone, 'out_channels', None)
+    neck_width = getattr(neck, 'in_channels', None)
+    if isinstance(backbone, DenseNet) and isinstance(neck_width, (list, tuple)) and list(neck_width) != list(channels):
+        raise ToolError(
+            f'model.neck: in_channels are {list(neck_width)}, but the backbone gives {list(channels)} '
+            "(its out_channels): mmdensenet's DenseNet taps each dense block before its transition, "
+            f"mmpretrain's after it; {FROM_MMPRETRAIN}"
+        )
     width = getattr(head, 'in_channels', None)
     if not channels or not isinstance(width, int) or not (neck is None or isinstance(neck, GlobalAveragePooling)):
         return
@@ -65,7 +97,7 @@ def init_model(
     """
     cfg = config if isinstance(config, Config) else load_config(config)
     model = build_model(cfg)
-    check_head_width(model)
+    check_channels(model)
     model.dataset_meta = {} if checkpoint is None else _dataset_meta(load_weights(model, str(checkpoint)).content)
     with reraise_as_tool_error(f'cannot use device {device!r}'):
         return model.to(device).eval()

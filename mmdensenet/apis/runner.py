@@ -9,24 +9,29 @@ started keep their traceback.
 
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from types import FrameType
 from typing import Any, Callable, Optional, TypeVar
 
 from mmengine.config import Config
+from mmengine.dataset import BaseDataset
 from mmengine.hooks import Hook
 from mmengine.registry.build_functions import build_from_cfg
 from mmengine.runner import Runner
 
 from ..errors import ToolError, one_line
 from ..outputs import check_output, writable_folder
+from .config import config_paths
 from .distributed import prepare_distributed
+from .labels import check_labels
 from .loading import Checkpoint, check_fits, checkpoint_to_load, unwrapped
-from .model import check_head_width
+from .model import check_channels, check_layer_configs
 
 T = TypeVar('T')
 
 
 class _SetUp(Hook):
-    """Tells the set-up from the run: it is over when the first epoch (or test batch) begins."""
+    """Tells the set-up from the run: it is over when the first epoch (or test batch) begins, once the
+    built datasets' labels are checked against the model's classes."""
 
     priority = 'HIGHEST'
 
@@ -35,24 +40,40 @@ class _SetUp(Hook):
 
     def before_train(self, runner: Runner) -> None:
         self.over = True
+        loops = {'train_dataloader': runner.train_loop, 'val_dataloader': runner.val_loop}
+        check_labels(unwrapped(runner.model), {key: getattr(loop, 'dataloader', None) for key, loop in loops.items()})
 
     def before_test(self, runner: Runner) -> None:
         self.over = True
+        check_labels(unwrapped(runner.model), {'test_dataloader': runner.test_loop.dataloader})
 
 
 # The builders that take a piece of the config, and the name of their argument that holds it.
 BUILDERS = {build_from_cfg.__code__: 'cfg', Runner.build_dataloader.__code__: 'dataloader'}
 
 
-def _built_configs(error: BaseException) -> Iterator[dict]:
-    """The configs that builders were making when ``error`` was raised, innermost first."""
-    configs = []
+def _frames(error: BaseException) -> Iterator[FrameType]:
+    """The frames that ``error`` passed through, outermost first."""
     trace = error.__traceback__
     while trace is not None:
-        if trace.tb_frame.f_code in BUILDERS:
-            configs.append(trace.tb_frame.f_locals.get(BUILDERS[trace.tb_frame.f_code]))
+        yield trace.tb_frame
         trace = trace.tb_next
+
+
+def _built_configs(error: BaseException) -> Iterator[dict]:
+    """The configs that builders were making when ``error`` was raised, innermost first."""
+    configs = [frame.f_locals.get(BUILDERS[frame.f_code]) for frame in _frames(error) if frame.f_code in BUILDERS]
     return (config for config in reversed(configs) if isinstance(config, dict))
+
+
+def _empty_dataset(error: BaseException) -> Optional[str]:
+    """The message for a dataset that found no samples, where mmengine's serializing fails (numpy joins none)."""
+    for frame in _frames(error):
+        dataset = frame.f_locals.get('self')
+        if frame.f_code is BaseDataset._serialize_data.__code__ and getattr(dataset, 'data_list', None) == []:
+            source = dataset.ann_file or dataset.data_prefix.get('img_path') or dataset.data_root
+            return f'{source} holds no samples; give a dataset with at least one'
+    return None
 
 
 def _is_source(value: Any, built: dict) -> bool:
@@ -64,24 +85,12 @@ def _is_source(value: Any, built: dict) -> bool:
     return isinstance(value, dict) and bool(value) and all(k in built and built[k] == v for k, v in value.items())
 
 
-def _paths(value: Any, path: str) -> Iterator[tuple[str, Any]]:
-    yield path, value
-    if isinstance(value, dict):
-        children = ((f'{path}.{key}', child) for key, child in value.items())
-    elif isinstance(value, (list, tuple)):
-        children = ((f'{path}[{index}]', child) for index, child in enumerate(value))
-    else:
-        return
-    for child_path, child in children:
-        yield from _paths(child, child_path)
-
-
 def config_key(error: BaseException, cfg: Config, order: Sequence[str]) -> Optional[str]:
     """The key of ``cfg`` whose build raised ``error``, searching the top-level keys in ``order`` first."""
     keys = [*order, *(key for key in cfg if key not in order)]
     for built in _built_configs(error):
         for key in keys:
-            for path, value in _paths(cfg.get(key), key):
+            for path, value in config_paths(cfg.get(key), key):
                 if _is_source(value, built):
                     return path
     return None
@@ -89,6 +98,9 @@ def config_key(error: BaseException, cfg: Config, order: Sequence[str]) -> Optio
 
 def _message(error: BaseException) -> str:
     """The error's message, with its type where the message alone would not say what went wrong."""
+    empty = _empty_dataset(error)
+    if empty is not None:
+        return empty
     if isinstance(error, (ValueError, TypeError, AssertionError)) and str(error):
         return one_line(error)
     return f'{type(error).__name__}: {one_line(error)}'
@@ -108,6 +120,7 @@ def run(cfg: Config, launcher: str, job: Callable[[Runner], T], order: Sequence[
             attributed to the first key whose config it was building.
         what: What ``load_from`` is in this job, named in its errors, e.g. 'checkpoint'.
     """
+    check_layer_configs(cfg)
     writable_folder(cfg.work_dir, 'work_dir')
     # The Runner saves the config it runs into the work dir, under the config's own name.
     check_output(Path(cfg.work_dir) / Path(cfg.filename).name, cfg.filename)
@@ -125,7 +138,7 @@ def run(cfg: Config, launcher: str, job: Callable[[Runner], T], order: Sequence[
         runner = Runner.from_cfg(cfg)
         runner.register_hook(set_up)
         model = unwrapped(runner.model)
-        check_head_width(model)
+        check_channels(model)
         if checkpoint is not None:
             check_fits(model, checkpoint.state_dict, checkpoint.path)
         del checkpoint  # its tensors are not needed during the run; the Runner loads the file itself

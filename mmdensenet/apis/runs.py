@@ -3,19 +3,20 @@
 import os
 from contextlib import nullcontext
 from pathlib import Path
-from typing import Optional, Union
+from typing import Any, Optional, Union
 
 import mmengine
 from mmengine.config import Config, ConfigDict
 from mmengine.dist import is_main_process
 from mmengine.evaluator import DumpResults
+from mmengine.registry import OPTIMIZERS
 from mmengine.runner import Runner
 
 from ..engine import find_resumable_checkpoint
 from ..errors import ToolError
 from ..outputs import atomic_output, check_output, writable_folder
-from ..weights.download import is_url
-from .config import load_config
+from .config import is_registered, load_config
+from .loading import checkpoint_source
 from .runner import run
 
 # The keys each job needs, in the order the Runner builds them (errors are attributed in this order).
@@ -24,8 +25,49 @@ TRAIN_ORDER = (*TRAIN_KEYS, 'param_scheduler', 'val_dataloader', 'val_evaluator'
 TEST_KEYS = ('model', 'test_dataloader', 'test_evaluator', 'test_cfg')
 TEST_ORDER = TEST_KEYS
 DATALOADERS = ('train_dataloader', 'val_dataloader', 'test_dataloader')
+# Settings that mmengine's Runner and torch use without checking them first, where a config sets
+# them: whole numbers, with their least value, of each job, and the optimizer's numbers.
+TRAIN_WHOLE_NUMBERS = {
+    'train_cfg.max_epochs': 1,
+    'train_cfg.max_iters': 1,
+    'train_cfg.val_interval': 1,
+    'train_dataloader.num_workers': 0,
+    'val_dataloader.num_workers': 0,
+}
+TEST_WHOLE_NUMBERS = {'test_dataloader.num_workers': 0}
+REAL_SETTINGS = tuple(f'optim_wrapper.optimizer.{name}' for name in ('lr', 'momentum', 'weight_decay'))
 # What ``--out`` may be: predictions are pickled; metrics go to any format mmengine.dump writes.
 OUT_SUFFIXES = {'pred': ('.pkl', '.pickle'), 'metrics': ('.pkl', '.pickle', '.json', '.yaml', '.yml')}
+
+
+def _setting(cfg: Config, key: str) -> Any:
+    """The value of the dotted ``key`` in ``cfg``, or None where it is not set."""
+    top, *parts = key.split('.')
+    value = cfg.get(top)
+    for part in parts:
+        value = value.get(part) if isinstance(value, dict) else None
+    return value
+
+
+def _check_whole_numbers(cfg: Config, settings: dict[str, int]) -> None:
+    """Refuses a setting that is not a whole number of at least the least value ``settings`` give it."""
+    for key, least in settings.items():
+        value = _setting(cfg, key)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < least):
+            raise ToolError(f'{key} must be a whole number of at least {least}, got {value!r}')
+
+
+def _check_optimizer(cfg: Config) -> None:
+    """Refuses an optimizer whose numbers are not numbers (torch would compare them) or whose type is unknown."""
+    for key in REAL_SETTINGS:
+        value = _setting(cfg, key)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
+            raise ToolError(f'{key} must be a number, got {value!r}')
+    optimizer = _setting(cfg, 'optim_wrapper.optimizer.type')
+    if isinstance(optimizer, str) and not is_registered(OPTIMIZERS, optimizer, cfg.get('default_scope')):
+        raise ToolError(
+            f"optim_wrapper.optimizer.type: no optimizer is registered as {optimizer!r}; e.g. 'SGD', 'AdamW'"
+        )
 
 
 def _require(cfg: Config, keys: tuple[str, ...], job: str) -> None:
@@ -88,6 +130,8 @@ def train(
         _set_dataloaders(cfg, pin_memory=False)
     if no_persistent_workers:
         _set_dataloaders(cfg, persistent_workers=False)
+    _check_whole_numbers(cfg, TRAIN_WHOLE_NUMBERS)
+    _check_optimizer(cfg)
     what = 'checkpoint to resume from' if resume else 'load_from'
     return run(cfg, launcher, _train, TRAIN_ORDER, what)
 
@@ -177,13 +221,13 @@ def evaluate(
     out_item = out_item or 'pred'
     if out is not None and Path(out).suffix not in OUT_SUFFIXES[out_item]:
         raise ToolError(f'--out must be a {" or ".join(OUT_SUFFIXES[out_item])} file for {out_item}, got {out}')
-    if not is_url(checkpoint) and not Path(checkpoint).is_file():
-        raise ToolError(f'checkpoint not found: {checkpoint}')
+    checkpoint_source(checkpoint)
     cfg = load_config(config, cfg_options, work_dir)
     if out is not None:
         check_output(out, config, checkpoint)
         writable_folder(Path(out).parent, '--out')
     _require(cfg, TEST_KEYS, 'test')
+    _check_whole_numbers(cfg, TEST_WHOLE_NUMBERS)
     cfg.load_from = checkpoint
     cfg.resume = False
     if amp:

@@ -3,7 +3,7 @@
 import hashlib
 import io
 import pickle
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -84,6 +84,44 @@ def unwrap_state_dict(checkpoint: Any, path: str) -> StateDict:
         if not isinstance(key, str) or not isinstance(value, Tensor):
             raise CheckpointError(f'{path} is not a state dict: {key!r} is not a named tensor')
     return dict(checkpoint)
+
+
+INTEGER_DTYPES = (torch.uint8, torch.int8, torch.int16, torch.int32, torch.int64)
+
+
+def _kind(dtype: torch.dtype) -> str:
+    """The values a dtype holds, at any precision: a tensor loads into another of the same kind."""
+    if dtype.is_floating_point:
+        return 'floating-point'
+    if dtype.is_complex:
+        return 'complex'
+    return 'integer' if dtype in INTEGER_DTYPES else str(dtype).removeprefix('torch.')  # bool, quantized: alike only
+
+
+def check_values(
+    tensors: Mapping[str, Tensor], expected: Mapping[str, Tensor], display_key: Callable[[str], str] = str
+) -> None:
+    """Refuses a tensor that cannot hold the values of the tensor of ``expected`` with its name.
+
+    It must be dense, hold numbers of the same kind (floating-point at any precision, so fp16 and
+    bf16 files load; integer buffers such as ``num_batches_tracked``), and finite numbers: NaN or
+    infinity in weights is damage, which would otherwise only show as a model that predicts nothing.
+    ``display_key`` names tensors in error messages.
+    """
+    for key, target in expected.items():
+        tensor = tensors.get(key)
+        if tensor is None:
+            continue
+        name = display_key(key)
+        if tensor.layout != torch.strided or tensor.device.type == 'meta':
+            raise CheckpointError(f'{name} holds no dense values (a {tensor.layout} tensor on {tensor.device})')
+        if _kind(tensor.dtype) != _kind(target.dtype):
+            found, needed = (str(t.dtype).removeprefix('torch.') for t in (tensor, target))
+            raise CheckpointError(f'{name} holds {found} values, where the model has {needed}')
+        if tensor.is_floating_point() or tensor.is_complex():
+            values = tensor.float() if tensor.dtype.itemsize == 1 else tensor  # some 8-bit floats lack isfinite
+            if not torch.isfinite(values).all():
+                raise CheckpointError(f'{name} holds NaN or infinite values')
 
 
 def save_atomically(obj: Any, path: str) -> str:

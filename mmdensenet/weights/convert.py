@@ -4,10 +4,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
+from mmdensenet.inputs import require_file
 from mmdensenet.outputs import check_output
 from mmdensenet.version import __version__
 
-from .checkpoint_io import CheckpointError, errors_about, read_checkpoint, save_atomically, unwrap_state_dict
+from .checkpoint_io import (
+    CheckpointError,
+    StateDict,
+    errors_about,
+    read_checkpoint,
+    save_atomically,
+    unwrap_state_dict,
+)
 from .torchvision_keys import check_state_dict, detect_arch, to_our_key, to_torchvision_key
 
 
@@ -27,6 +35,14 @@ class Conversion:
         return '\n'.join((*lines, f'sha256: {self.sha256}'))
 
 
+def _read(src: str, dst: str) -> tuple[StateDict, str]:
+    """The state dict in ``src`` and the file's sha256, after refusing a ``dst`` over it and a ``src`` that is
+    not a regular file (reading a named pipe would block)."""
+    check_output(dst, src)
+    checkpoint, sha256 = read_checkpoint(str(require_file(src, 'checkpoint')))
+    return unwrap_state_dict(checkpoint, src), sha256
+
+
 def _check_arch(found: str, requested: Optional[str]) -> None:
     if requested is not None and requested != found:
         raise CheckpointError(f'it holds DenseNet-{found}, not the requested DenseNet-{requested}')
@@ -37,9 +53,7 @@ def from_torchvision(src: str, dst: str, arch: Optional[str] = None) -> Conversi
 
     The output holds ``state_dict`` (backbone and head) and ``meta`` (arch and source file).
     """
-    check_output(dst, src)
-    checkpoint, source_sha256 = read_checkpoint(src)
-    torchvision_state = unwrap_state_dict(checkpoint, src)
+    torchvision_state, source_sha256 = _read(src, dst)
     with errors_about(src):
         renamed = {to_our_key(key): tensor for key, tensor in torchvision_state.items()}
         found = detect_arch(renamed)
@@ -61,9 +75,7 @@ def to_torchvision(src: str, dst: str, arch: Optional[str] = None) -> Conversion
 
     The output loads with ``torchvision.models.densenet{arch}().load_state_dict(strict=True)``.
     """
-    check_output(dst, src)
-    checkpoint, _ = read_checkpoint(src)
-    state_dict = unwrap_state_dict(checkpoint, src)
+    state_dict, _ = _read(src, dst)
     with errors_about(src):
         found = detect_arch(state_dict)
         _check_arch(found, arch)

@@ -171,7 +171,7 @@ def load_pretrained(backbone: nn.Module, checkpoint: str, prefix: Optional[str] 
     meta = loaded.get('meta') if isinstance(loaded.get('meta'), Mapping) else {}
     with errors_about(checkpoint):
         found = find_backbone(state_dict, prefix, meta)
-    expected = {key: tensor.shape for key, tensor in backbone.state_dict().items()}
+    expected = backbone.state_dict()
     depths = block_depths(expected)
     owner = f'the backbone ({describe_depths(depths)})'
     with errors_about(f'{checkpoint} ({found.layout})'):

@@ -14,10 +14,11 @@ from functools import cache
 from typing import Optional
 
 import torch
+from torch import Tensor
 
 from mmdensenet.models.backbones.densenet import DenseNet
 
-from .checkpoint_io import CheckpointError, StateDict
+from .checkpoint_io import CheckpointError, StateDict, check_values
 
 TORCHVISION_ARCHS = ('121', '169', '201', '161')
 # (torchvision module, our module); every {field} counts from 1 in torchvision and from 0 here.
@@ -97,44 +98,47 @@ def detect_arch(our_keys: Iterable[str]) -> str:
     return arch
 
 
-def expected_shapes(arch: str, num_classes: int) -> dict[str, torch.Size]:
-    """Names and shapes of the tensors of our classifier for ``arch``, in state-dict order."""
+def expected_tensors(arch: str, num_classes: int) -> StateDict:
+    """The tensors of our classifier for ``arch`` (on the meta device: shapes and dtypes), in state-dict order."""
     with torch.device('meta'):
         backbone = DenseNet(arch)
-    shapes = {f'backbone.{key}': tensor.shape for key, tensor in backbone.state_dict().items()}
-    channels = backbone.feature_info[-1]['num_chs']
-    return {**shapes, 'head.fc.weight': torch.Size((num_classes, channels)), 'head.fc.bias': torch.Size((num_classes,))}
+        channels = backbone.feature_info[-1]['num_chs']
+        head = {'head.fc.weight': torch.empty(num_classes, channels), 'head.fc.bias': torch.empty(num_classes)}
+    return {**{f'backbone.{key}': tensor for key, tensor in backbone.state_dict().items()}, **head}
 
 
 def check_tensors(
-    state_dict: StateDict, shapes: Mapping[str, torch.Size], owner: str, display_key: Callable[[str], str] = str
+    state_dict: StateDict, expected: Mapping[str, Tensor], owner: str, display_key: Callable[[str], str] = str
 ) -> StateDict:
-    """Checks that ``state_dict`` holds exactly the tensors of ``owner``, named and shaped as in ``shapes``.
+    """Checks that ``state_dict`` holds exactly the tensors of ``owner``: ``expected``'s names and shapes, and values
+    that can be theirs (see :func:`~mmdensenet.weights.checkpoint_io.check_values`).
 
     A missing ``num_batches_tracked`` (files saved before BatchNorm had it) becomes 0, the value
     BatchNorm itself assumes for such files. ``display_key`` names tensors in error messages.
 
     Returns:
-        The tensors in the order of ``shapes``.
+        The tensors in the order of ``expected``.
     """
-    missing = [key for key in shapes if key not in state_dict and not key.endswith(BATCHES_TRACKED)]
+    missing = [key for key in expected if key not in state_dict and not key.endswith(BATCHES_TRACKED)]
     if missing:
         first = ', '.join(map(display_key, missing[:MISSING_SHOWN]))
         more = f' and {len(missing) - MISSING_SHOWN} more' if len(missing) > MISSING_SHOWN else ''
         raise CheckpointError(f'missing tensor{"s" if len(missing) > 1 else ""} {first}{more} of {owner}')
-    unexpected = [key for key in state_dict if key not in shapes]
+    unexpected = [key for key in state_dict if key not in expected]
     if unexpected:
         raise CheckpointError(f'unexpected tensor {display_key(unexpected[0])} for {owner}')
     checked = {}
-    for key, shape in shapes.items():
+    for key, target in expected.items():
         tensor = state_dict.get(key, torch.tensor(0, dtype=torch.long))  # only num_batches_tracked may be absent
-        if tensor.shape != shape:
-            raise CheckpointError(f'{display_key(key)} has shape {tuple(tensor.shape)}, {owner} needs {tuple(shape)}')
+        if tensor.shape != target.shape:
+            needs = tuple(target.shape)
+            raise CheckpointError(f'{display_key(key)} has shape {tuple(tensor.shape)}, {owner} needs {needs}')
         checked[key] = tensor
+    check_values(checked, expected, display_key)
     return checked
 
 
 def check_state_dict(state_dict: StateDict, arch: str, display_key: Callable[[str], str] = str) -> StateDict:
-    """Checks names and shapes against our classifier for ``arch`` and orders the tensors like it."""
+    """Checks names, shapes and values against our classifier for ``arch`` and orders the tensors like it."""
     num_classes = state_dict['head.fc.weight'].shape[0] if 'head.fc.weight' in state_dict else 1000
-    return check_tensors(state_dict, expected_shapes(arch, num_classes), f'DenseNet-{arch}', display_key)
+    return check_tensors(state_dict, expected_tensors(arch, num_classes), f'DenseNet-{arch}', display_key)

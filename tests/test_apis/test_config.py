@@ -4,8 +4,10 @@ import re
 from pathlib import Path
 
 import pytest
+from mmengine.registry import MODELS, OPTIMIZERS
 
 from mmdensenet.apis import load_config
+from mmdensenet.apis.config import config_paths, is_registered
 from mmdensenet.errors import ToolError
 
 CONFIG = Path(__file__).resolve().parents[2] / 'configs' / 'densenet121_4xb256_in1k.py'
@@ -37,3 +39,19 @@ def test_cfg_options_may_add_only_settings_that_something_reads() -> None:
     with pytest.raises(ToolError, match=r'--cfg-options: modle is not a key of .* nor a setting'):
         load_config(CONFIG, {'modle.backbone.arch': '169'})
     assert load_config(CONFIG, {'compile': True, 'resume': True}).compile is True  # read by the Runner
+
+
+def test_is_registered_looks_in_the_configs_scope_and_above() -> None:
+    assert is_registered(OPTIMIZERS, 'SGD', 'mmpretrain')  # torch's, in mmengine's root registry
+    assert is_registered(OPTIMIZERS, 'LARS', 'mmpretrain')  # mmpretrain's own
+    assert not is_registered(OPTIMIZERS, 'LARS', 'mmengine')
+    assert is_registered(MODELS, 'mmdensenet.DenseNet', 'mmpretrain')
+    assert not is_registered(MODELS, 'BNX', 'mmpretrain')
+
+
+def test_config_paths_name_every_value() -> None:
+    value = dict(backbone=dict(norm_cfg=dict(type='BN')), losses=[dict(type='A')])
+    assert [path for path, _ in config_paths(value, 'model')] == [
+        'model', 'model.backbone', 'model.backbone.norm_cfg', 'model.backbone.norm_cfg.type',
+        'model.losses', 'model.losses[0]', 'model.losses[0].type',
+    ]  # fmt: skip

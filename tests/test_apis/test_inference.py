@@ -1,5 +1,6 @@
 """mmdensenet.apis.inference: prediction, class names and the picture, in-process."""
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -53,6 +54,48 @@ def test_predict_ranks_and_scores(tmp_path: Path, image: np.ndarray) -> None:
     assert len(classifier.predict(image, topk=50)) == 10
 
 
+def test_predict_takes_a_path_and_reads_it_as_the_config_says(tmp_path: Path, image: np.ndarray) -> None:
+    Image.fromarray(image).save(tmp_path / 'image.png')
+    config = write_config(tmp_path / 'c.py', 10)
+    classifier = ImageClassification(config, write_checkpoint(tmp_path / 'c.pth', config))
+    from_path = classifier.predict(str(tmp_path / 'image.png'), topk=3)
+    assert from_path == classifier.predict(classifier.read(tmp_path / 'image.png'), topk=3)
+    assert classifier.predict(tmp_path / 'image.png', topk=3) == from_path
+    with pytest.raises(ToolError, match='image file not found'):
+        classifier.predict(tmp_path / 'missing.png')
+
+
+@pytest.mark.parametrize('topk', [0, -1, 2.5, '3', True])
+def test_predict_refuses_a_topk_that_is_not_a_positive_whole_number(tmp_path: Path, image: np.ndarray, topk) -> None:
+    config = write_config(tmp_path / 'c.py', 10)
+    classifier = ImageClassification(config, write_checkpoint(tmp_path / 'c.pth', config))
+    with pytest.raises(ToolError, match=f'topk must be a positive whole number, got {re.escape(repr(topk))}'):
+        classifier.predict(image, topk=topk)
+
+
+@pytest.mark.parametrize('shape', [(40, 30, 4), (0, 30, 3), (40,), (1, 40, 30, 3)])
+def test_predict_refuses_arrays_that_are_not_images(tmp_path: Path, shape: tuple) -> None:
+    config = write_config(tmp_path / 'c.py', 10)
+    classifier = ImageClassification(config, write_checkpoint(tmp_path / 'c.pth', config))
+    with pytest.raises(
+        ToolError, match=re.escape(f'must be an array of shape (H, W) or (H, W, 3), as read gives it; got {shape}')
+    ):
+        classifier.predict(np.zeros(shape, np.uint8))
+
+
+def test_predict_says_when_an_image_is_too_small_for_the_model(tmp_path: Path) -> None:
+    """The digits net, its test pipeline without the resize: the net halves the image twice."""
+    config = tmp_path / 'digits_at_own_size.py'
+    config.write_text(
+        f"_base_ = '{REPO / 'configs' / 'digits' / 'densenet-bc-l22-k12_1xb64-16e_digits.py'}'\n"
+        "test_pipeline = [dict(type='LoadImageFromFile', color_type='grayscale'), dict(type='PackInputs')]\n"
+    )
+    classifier = ImageClassification(config, write_checkpoint(tmp_path / 'digits.pth', config))
+    assert len(classifier.predict(np.zeros((4, 4), np.uint8), topk=3)) == 3
+    with pytest.raises(ToolError, match='the image is 3x2 pixels after the test pipeline, too small for the model'):
+        classifier.predict(np.zeros((2, 3), np.uint8))
+
+
 @pytest.mark.parametrize(
     'num_classes, config_extra, meta, expected',
     [
@@ -93,7 +136,7 @@ def test_read_follows_the_config(tmp_path: Path, image: np.ndarray) -> None:
     config = write_config(tmp_path / 'c.py', 10)
     classifier = ImageClassification(config, write_checkpoint(tmp_path / 'c.pth', config))
     assert np.array_equal(classifier.read(tmp_path / 'rgb.png'), image[..., ::-1])
-    with pytest.raises(ToolError, match='no such image file'):
+    with pytest.raises(ToolError, match='image file not found'):
         classifier.read(tmp_path / 'missing.png')
     grey_loading = "test_pipeline = [dict(type='LoadImageFromFile', color_type='grayscale'), dict(type='PackInputs')]\n"
     grey_model = 'model = dict(backbone=dict(in_channels=1))\n'

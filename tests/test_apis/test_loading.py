@@ -7,7 +7,7 @@ import torch
 from torch import nn
 from weight_helpers import RunsCommand
 
-from mmdensenet.apis.loading import Checkpoint, check_fits, checkpoint_to_load, unwrapped
+from mmdensenet.apis.loading import Checkpoint, check_fits, checkpoint_source, checkpoint_to_load, unwrapped
 from mmdensenet.errors import ToolError
 
 
@@ -40,6 +40,28 @@ def test_refusals(tmp_path: Path) -> None:
     torch.save({'state_dict': small_model().state_dict()}, tmp_path / 'weights.pth')
     with pytest.raises(ToolError, match=r'holds no training state \(meta\.epoch, meta\.iter\)'):
         Checkpoint.read(str(tmp_path / 'weights.pth')).check_resumable()
+
+
+def test_checkpoint_source_is_a_url_or_a_local_file(tmp_path: Path) -> None:
+    (tmp_path / 'weights.pth').write_bytes(b'x')
+    url = 'https://example.com/epoch_1.pth'  # fetched when read
+    assert checkpoint_source(url) == url
+    assert checkpoint_source(str(tmp_path / 'weights.pth')) == str(tmp_path / 'weights.pth')
+    assert checkpoint_source(f'file://{tmp_path}/weights.pth') == str(tmp_path / 'weights.pth')
+    assert checkpoint_source(f'file://localhost{tmp_path}/weights.pth') == str(tmp_path / 'weights.pth')
+    with pytest.raises(ToolError, match=f'load_from not found: {tmp_path}/missing.pth'):
+        checkpoint_source(f'file://{tmp_path}/missing.pth', 'load_from')
+    with pytest.raises(ToolError, match='read from a local file or an http'):
+        checkpoint_source('torchvision://densenet121', 'load_from')
+    with pytest.raises(ToolError, match='read from a local file or an http'):
+        checkpoint_source(f'file://elsewhere{tmp_path}/weights.pth')
+
+
+def test_a_file_url_loads_the_file(tmp_path: Path) -> None:
+    torch.save(small_model().state_dict(), tmp_path / 'weights.pth')
+    checkpoint = Checkpoint.read(f'file://{tmp_path}/weights.pth', 'load_from')
+    assert checkpoint.path == str(tmp_path / 'weights.pth')  # what the Runner is given to load
+    assert checkpoint.state_dict.keys() == small_model().state_dict().keys()
 
 
 def test_check_fits_lists_missing_unexpected_and_resized() -> None:

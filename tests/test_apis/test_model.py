@@ -11,7 +11,7 @@ from mmpretrain.registry import MODELS
 
 import mmdensenet  # noqa: F401  (registers mmdensenet.DenseNet)
 from mmdensenet.apis import build_model, init_model, load_config
-from mmdensenet.apis.model import check_head_width
+from mmdensenet.apis.model import check_channels
 from mmdensenet.errors import ToolError
 
 CONFIG = Path(__file__).resolve().parents[2] / 'configs' / 'densenet121_4xb256_in1k.py'
@@ -64,14 +64,40 @@ def test_build_model_refuses_a_config_without_a_buildable_model(tmp_path: Path) 
         build_model(load_config(unknown))
 
 
+@pytest.mark.parametrize(
+    'backbone, expected',
+    [
+        (
+            "norm_cfg='BN'",
+            "model.backbone.norm_cfg must be a dict with the type of a layer, e.g. dict(type='BN'), got 'BN'",
+        ),
+        ('norm_cfg=dict(eps=0.1)', 'model.backbone.norm_cfg must be a dict with the type of a layer'),
+        ("norm_cfg=dict(type='BNX')", "model.backbone.norm_cfg.type: no layer is registered as 'BNX'; e.g. 'BN'"),
+        ("act_cfg=dict(type='ReLUX')", "model.backbone.act_cfg.type: no layer is registered as 'ReLUX'; e.g. 'ReLU'"),
+    ],
+)
+def test_layer_configs_name_their_key_and_type(tmp_path: Path, backbone: str, expected: str) -> None:
+    """mmcv's own errors: 'cfg must be a dict', and 'Cannot find None in registry' for an unknown norm type."""
+    config = write_config(tmp_path / 'tiny.py')
+    config.write_text(config.read_text() + f"model['backbone'].update({backbone})\n")
+    with pytest.raises(ToolError, match=re.escape(expected)):
+        build_model(load_config(config))
+
+
+def test_layer_configs_of_other_registered_types_build(tmp_path: Path) -> None:
+    config = write_config(tmp_path / 'tiny.py')
+    config.write_text(config.read_text() + "model['backbone'].update(norm_cfg=dict(type='GN', num_groups=4))\n")
+    assert isinstance(build_model(load_config(config)).backbone.stem[1], torch.nn.GroupNorm)
+
+
 def test_head_width_must_match_the_backbone() -> None:
     cfg = Config.fromfile(CONFIG)
     cfg.model.backbone.arch = TINY
     cfg.model.head.in_channels = 28
-    check_head_width(MODELS.build(cfg.model))
+    check_channels(MODELS.build(cfg.model))
     cfg.model.head.in_channels = 64
     with pytest.raises(ToolError, match=r'model\.head: in_channels is 64, but the backbone gives 28'):
-        check_head_width(MODELS.build(cfg.model))
+        check_channels(MODELS.build(cfg.model))
 
 
 def test_init_model_loads_every_weight_and_the_dataset_meta(tmp_path: Path) -> None:
@@ -118,3 +144,32 @@ def test_init_model_refuses_what_does_not_fit(tmp_path: Path) -> None:
         init_model(write_config(tmp_path / 'wide.py', width=64), tmp_path / 'other.pth')
     with pytest.raises(ToolError, match="cannot use device 'no-such-device'"):
         init_model(config, device='no-such-device')
+
+
+@pytest.mark.parametrize(
+    'damage, message',
+    [
+        (lambda t: t.fill_(float('nan')), 'backbone.stem.0.weight holds NaN or infinite values'),
+        (lambda t: t.long(), 'backbone.stem.0.weight holds int64 values, where the model has float32'),
+    ],
+    ids=['nan', 'int64'],
+)
+def test_init_model_refuses_damaged_weights(tmp_path: Path, damage, message: str) -> None:
+    config = write_config(tmp_path / 'tiny.py')
+    state_dict = write_checkpoint(tmp_path / 'tiny.pth', config)
+    damaged = {key: damage(tensor) if tensor.is_floating_point() else tensor for key, tensor in state_dict.items()}
+    torch.save({'state_dict': damaged}, tmp_path / 'damaged.pth')
+    with pytest.raises(ToolError) as error:
+        init_model(config, tmp_path / 'damaged.pth')
+    assert str(error.value) == f'checkpoint {tmp_path / "damaged.pth"}: {message}'
+
+
+@pytest.mark.parametrize('dtype', [torch.float16, torch.bfloat16])
+def test_init_model_loads_half_precision_weights(tmp_path: Path, dtype: torch.dtype) -> None:
+    config = write_config(tmp_path / 'tiny.py')
+    state_dict = write_checkpoint(tmp_path / 'tiny.pth', config)
+    half = {key: tensor.to(dtype) if tensor.is_floating_point() else tensor for key, tensor in state_dict.items()}
+    torch.save({'state_dict': half}, tmp_path / 'half.pth')
+    loaded = init_model(config, tmp_path / 'half.pth').state_dict()
+    assert all(torch.equal(loaded[key], tensor.to(loaded[key].dtype)) for key, tensor in half.items())
+    assert loaded['backbone.stem.1.num_batches_tracked'].dtype == torch.int64

@@ -1,4 +1,4 @@
-"""The mmdetection configs of configs/detection and the README's own-config example.
+"""The mmdetection configs of configs/detection, through mmdet's own APIs too, and the README's own-config example.
 
 The detectors train through mmdet's own data pipeline on a tiny COCO-format dataset that the
 tests write: four images with two filled rectangles each, boxes and polygons in a json.
@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 import torch
 import torchvision
-from mmdet.apis import inference_detector
+from mmdet.apis import DetInferencer, inference_detector, init_detector
 from mmdet.datasets import CocoDataset
 from mmdet.registry import MODELS
 from mmengine.config import Config
@@ -41,6 +41,8 @@ from weight_helpers import (
 
 from mmdensenet.models import DenseNet
 from mmdensenet.weights import load_pretrained
+
+pytestmark = pytest.mark.detection
 
 ROOT = Path(__file__).resolve().parents[2]
 CONFIGS = sorted((ROOT / 'configs' / 'detection').glob('*.py'))
@@ -250,6 +252,51 @@ def test_training_iterations_on_tiny_coco(config: Path, coco_root: Path, tmp_pat
     assert_boxes_with_scores(result)
     if 'mask_head' in cfg.model.get('roi_head', {}):
         assert result.pred_instances.masks.shape[1:] == (IMAGE_HEIGHT, IMAGE_WIDTH)
+
+
+@pytest.mark.parametrize('config', CONFIGS, ids=CONFIG_IDS)
+def test_mmdet_apis_load_a_detector_checkpoint_and_detect(config: Path, tmp_path: Path) -> None:
+    """mmdet's init_detector and inference_detector, as its docs use them, on the config as shipped."""
+    trained = build_detector(Config.fromfile(config))
+    randomize_batchnorm(trained.backbone)
+    classes = ('square', 'circle')
+    checkpoint = tmp_path / 'detector.pth'
+    torch.save(dict(state_dict=trained.state_dict(), meta=dict(dataset_meta=dict(classes=classes))), checkpoint)
+
+    detector = init_detector(str(config), str(checkpoint), device='cpu')
+
+    assert isinstance(detector.backbone, DenseNet) and not detector.training
+    assert detector.dataset_meta['classes'] == classes
+    loaded = detector.state_dict()
+    assert loaded.keys() == trained.state_dict().keys()
+    assert all(torch.equal(loaded[key], value) for key, value in trained.state_dict().items())
+    image = np.random.default_rng(0).integers(0, 256, (IMAGE_HEIGHT, IMAGE_WIDTH, 3), dtype=np.uint8)
+    result = inference_detector(detector, image)
+    # mmdet's test pipeline scales the image to 1333 x 800 and the boxes back to the image.
+    assert (result.ori_shape, result.img_shape) == ((IMAGE_HEIGHT, IMAGE_WIDTH), (800, 1067))
+    boxes = result.pred_instances.bboxes
+    assert boxes.shape[1] == 4 and len(result.pred_instances.scores) == len(boxes) <= 100
+    assert (boxes >= -1e-3).all() and (boxes[:, 2] <= IMAGE_WIDTH + 1e-3).all()
+    assert (boxes[:, 3] <= IMAGE_HEIGHT + 1e-3).all()
+
+
+def test_mmdet_inferencer_detects_in_an_image_file(coco_root: Path, tmp_path: Path) -> None:
+    """mmdet's DetInferencer, given the config's path and a checkpoint, draws and saves its predictions."""
+    trained = build_detector(Config.fromfile(RETINANET))
+    checkpoint = tmp_path / 'detector.pth'
+    meta = dict(dataset_meta=dict(classes=CocoDataset.METAINFO['classes']))
+    torch.save(dict(state_dict=trained.state_dict(), meta=meta), checkpoint)
+    inferencer = DetInferencer(model=str(RETINANET), weights=str(checkpoint), device='cpu')
+    assert isinstance(inferencer.model.backbone, DenseNet)
+    assert torch.equal(inferencer.model.backbone.stem[0].weight, trained.backbone.stem[0].weight)
+
+    results = inferencer(str(coco_root / 'images' / '0001.png'), out_dir=str(tmp_path / 'out'), no_save_pred=False)
+
+    (prediction,) = results['predictions']
+    assert 0 < len(prediction['bboxes']) == len(prediction['scores']) == len(prediction['labels']) <= 100
+    assert json.loads((tmp_path / 'out' / 'preds' / '0001.json').read_text())['bboxes'] == prediction['bboxes']
+    drawing = cv2.imread(str(tmp_path / 'out' / 'vis' / '0001.png'))
+    assert drawing.shape == (IMAGE_HEIGHT, IMAGE_WIDTH, 3)
 
 
 def assert_loaded_cleanly(log: str, checkpoint: object) -> None:

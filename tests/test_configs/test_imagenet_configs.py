@@ -33,7 +33,7 @@ def test_builds_the_tables_model(arch: str) -> None:
 def test_evaluates_like_the_table(arch: str) -> None:
     cfg = load(arch)
     steps = [t['type'] for t in cfg.test_dataloader.dataset.pipeline]
-    assert steps == ['LoadImageFromFile', 'ResizeEdge', 'CenterCrop', 'PackInputs']
+    assert steps == ['mmdensenet.LoadImageFromFile', 'ResizeEdge', 'CenterCrop', 'PackInputs']
     resize, crop = cfg.test_dataloader.dataset.pipeline[1:3]
     assert (resize.scale, resize.edge, crop.crop_size) == (256, 'short', 224)
     assert cfg.data_preprocessor.to_rgb

@@ -28,6 +28,8 @@ from mmseg.apis import inference_model
 from mmseg.registry import MODELS
 from mmseg.structures import SegDataSample
 
+pytestmark = pytest.mark.detection
+
 CONFIG = (
     Path(__file__).resolve().parents[2] / 'configs' / 'segmentation' / 'fpn_densenet121_4xb4-160k_ade20k-512x512.py'
 )

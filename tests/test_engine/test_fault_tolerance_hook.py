@@ -16,9 +16,13 @@ from mmdensenet.registry import HOOKS
 
 CONFIGS = Path(__file__).resolve().parents[2] / 'configs'
 RUNNABLE = sorted(p for p in CONFIGS.rglob('*.py') if '_base_' not in p.parts)
+# The detection and segmentation configs inherit mmdet's and mmseg's.
+ON_MMDET = ('detection', 'segmentation')
 
 
-@pytest.mark.parametrize('scope', ['mmpretrain', 'mmdet', 'mmseg'])
+@pytest.mark.parametrize(
+    'scope', ['mmpretrain', *(pytest.param(scope, marks=pytest.mark.detection) for scope in ('mmdet', 'mmseg'))]
+)
 def test_the_hook_resolves_by_its_scoped_name_from_each_codebase(scope: str) -> None:
     hooks = importlib.import_module(f'{scope}.registry').HOOKS
     with DefaultScope.overwrite_default_scope(scope):
@@ -32,7 +36,11 @@ def test_unknown_signals_are_refused() -> None:
         FaultToleranceHook(signals=['TERM'])
 
 
-@pytest.mark.parametrize('path', RUNNABLE, ids=lambda p: str(p.relative_to(CONFIGS)))
+@pytest.mark.parametrize(
+    'path',
+    [pytest.param(p, marks=[pytest.mark.detection] if p.parent.name in ON_MMDET else []) for p in RUNNABLE],
+    ids=lambda p: str(p.relative_to(CONFIGS)),
+)
 def test_every_config_turns_it_on(path: Path) -> None:
     cfg = Config.fromfile(path)
     assert cfg.default_hooks.fault_tolerance == dict(type='mmdensenet.FaultToleranceHook')

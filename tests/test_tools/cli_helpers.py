@@ -5,6 +5,7 @@ import socket
 import subprocess
 import sys
 from pathlib import Path
+from typing import Optional
 
 REPO = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).resolve().parent
@@ -16,20 +17,28 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def run(*command: object, pythonpath: Path = REPO, env: dict = {}, cwd: Path = REPO) -> subprocess.CompletedProcess:
-    """Runs a command with ``pythonpath`` (the checkout by default) and the crash hook importable."""
+def run(
+    *command: object, pythonpath: Path = REPO, env: dict = {}, cwd: Path = REPO, timeout: Optional[float] = None
+) -> subprocess.CompletedProcess:
+    """Runs a command with ``pythonpath`` (the checkout by default) and the crash hook importable.
+
+    ``timeout`` (seconds) fails a test whose command would otherwise hang, e.g. reading a named pipe.
+    """
     paths = os.pathsep.join([str(pythonpath), str(HERE)])
     full_env = {**os.environ, 'PYTHONPATH': paths, 'OMP_NUM_THREADS': '1', **env}
-    return subprocess.run([str(c) for c in command], capture_output=True, text=True, env=full_env, cwd=cwd)
+    command = [str(c) for c in command]
+    return subprocess.run(command, capture_output=True, text=True, env=full_env, cwd=cwd, timeout=timeout)
 
 
 def python(*args: object, **kwargs) -> subprocess.CompletedProcess:
     return run(sys.executable, *args, **kwargs)
 
 
-def run_tool(script: str, *args: object, cwd: Path = REPO) -> subprocess.CompletedProcess:
+def run_tool(
+    script: str, *args: object, cwd: Path = REPO, timeout: Optional[float] = None
+) -> subprocess.CompletedProcess:
     """Runs ``tools/<script>`` with ``args``, as a user would."""
-    return python(REPO / 'tools' / script, *args, cwd=cwd)
+    return python(REPO / 'tools' / script, *args, cwd=cwd, timeout=timeout)
 
 
 def assert_ok(result: subprocess.CompletedProcess) -> None:

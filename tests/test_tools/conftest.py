@@ -56,6 +56,16 @@ randomness = dict(seed=0)
 
 
 @pytest.fixture(scope='session')
+def tiny_cifar_config(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A CIFAR-10 config (32x32 images, the CIFAR stem) with a tiny net: 8 + 4 channels, halved twice."""
+    path = tmp_path_factory.mktemp('configs') / 'tiny-densenet_1xb64_cifar10.py'
+    base = REPO / 'configs' / 'cifar10' / 'densenet-bc-l100-k12_1xb64_cifar10.py'
+    arch = dict(_delete_=True, growth_rate=4, depths=(1, 1, 1), init_channels=8, stem='cifar')
+    path.write_text(f'_base_ = [{str(base)!r}]\nmodel = dict(backbone=dict(arch={arch!r}), head=dict(in_channels=9))\n')
+    return path
+
+
+@pytest.fixture(scope='session')
 def crashing_config(tmp_path_factory: pytest.TempPathFactory, tiny_config: Path) -> Path:
     """``tiny_config`` with a hook that kills the run after epoch ``$CRASH_AFTER_EPOCH``."""
     path = tmp_path_factory.mktemp('configs') / 'tiny-densenet-crashing_2xb2_in1k.py'

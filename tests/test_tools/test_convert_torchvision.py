@@ -1,6 +1,7 @@
 """tools/convert_torchvision.py through its command line, on full-size nets with random weights."""
 
 import hashlib
+import os
 import pickle
 import subprocess
 import sys
@@ -228,7 +229,7 @@ def malicious(path: Path) -> None:
 
 
 BAD_INPUTS = {
-    'missing file': (None, 'cannot read'),
+    'missing file': (None, 'checkpoint not found'),
     'empty file': (lambda path: path.write_bytes(b''), 'is empty'),
     'random bytes': (lambda path: path.write_bytes(np.random.default_rng(0).bytes(4096)), 'not a PyTorch checkpoint'),
     'resnet': (resnet_checkpoint, "'conv1.weight' is not a key of a torchvision DenseNet"),
@@ -272,3 +273,12 @@ def test_reverse_refuses_torchvision_input(converted: Callable[[str], Converted]
     result = convert('--reverse', converted('121').src, tmp_path / 'out.pth')
     assert_failed_cleanly(result, 'not a DenseNet-121/169/201/161')
     assert not (tmp_path / 'out.pth').exists()
+
+
+def test_a_named_pipe_is_refused_unread(tmp_path: Path) -> None:
+    """Reading a named pipe that nothing writes to would never end."""
+    os.mkfifo(tmp_path / 'pipe.pth')
+    for reverse in ([], ['--reverse']):
+        result = run_tool('convert_torchvision.py', *reverse, tmp_path / 'pipe.pth', tmp_path / 'out.pth', timeout=300)
+        assert_failed_cleanly(result, f'checkpoint {tmp_path / "pipe.pth"} is a named pipe, not a file')
+    assert sorted(path.name for path in tmp_path.iterdir()) == ['pipe.pth']

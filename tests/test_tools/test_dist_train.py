@@ -1,6 +1,7 @@
 """Two-process training and testing on CPU (gloo), through the scripts a multi-GPU run uses."""
 
 import pickle
+import socket
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -94,5 +95,31 @@ def test_dist_scripts_check_their_arguments(
 ) -> None:
     paths = dict(config=tiny_config, missing=tmp_path / 'missing')
     result = run('bash', REPO / 'tools' / script, *(arg.format(**paths) for arg in args))
+    assert_one_line_error(result, expected)
+    assert result.returncode == 2 and result.stdout == ''
+
+
+def test_a_busy_port_is_one_line(tiny_config: Path) -> None:
+    """The second job on a machine meets the first one's port; torchrun would end in an EADDRINUSE traceback."""
+    with socket.socket() as first_job:
+        first_job.bind(('', 0))
+        first_job.listen()
+        port = first_job.getsockname()[1]
+        result = run('bash', REPO / 'tools' / 'dist_train.sh', tiny_config, 2, env={'PORT': str(port)})
+    assert_one_line_error(result, f'PORT {port} is in use on this machine (by another distributed job?)')
+    assert result.returncode == 2 and result.stdout == ''
+
+
+@pytest.mark.parametrize(
+    ('env', 'expected'),
+    [
+        ({'PORT': '29500x'}, "PORT must be a whole number from 1 to 65535, got '29500x'"),
+        ({'PORT': '70000'}, "PORT must be a whole number from 1 to 65535, got '70000'"),
+        ({'NNODES': '0'}, "NNODES must be a whole number of at least 1, got '0'"),
+        ({'NNODES': '2', 'NODE_RANK': '2'}, "NODE_RANK must be a whole number from 0 to 1, got '2'"),
+    ],
+)
+def test_the_node_variables_are_checked(tiny_config: Path, env: dict, expected: str) -> None:
+    result = run('bash', REPO / 'tools' / 'dist_train.sh', tiny_config, 2, env=env)
     assert_one_line_error(result, expected)
     assert result.returncode == 2 and result.stdout == ''

@@ -11,10 +11,12 @@ from mmengine.config import Config
 from mmpretrain.registry import MODELS
 
 import mmdensenet  # noqa: F401  (registers mmdensenet.DenseNet)
-from mmdensenet.analysis.complexity import count_mmengine_flops, count_table_flops
+from mmdensenet.analysis.complexity import analyze_complexity, count_mmengine_flops, count_table_flops
+from mmdensenet.apis import build_model, load_config
 
 TOOL = 'analysis_tools/get_flops.py'
 BASE_CONFIG = REPO / 'configs' / 'densenet121_4xb256_in1k.py'
+DIGITS_CONFIG = REPO / 'configs' / 'digits' / 'densenet-bc-l22-k12_1xb64-16e_digits.py'
 # mmpretrain's table: Params, FLOPs, and both as the table prints them.
 TABLE = {
     '121': (7_978_856, 2_881_695_488, '7.98M / 2.88G'),
@@ -105,6 +107,19 @@ def test_shape_changes_the_flops(tmp_path: Path) -> None:
         assert int(ours_wide.replace(',', '')) == 2 * int(ours_square.replace(',', ''))
 
 
+def test_each_config_is_counted_at_its_own_channels_and_size(tiny_cifar_config: Path) -> None:
+    """The digits' grey 8x8 images and CIFAR's 32x32 ones, as each config's test pipeline gives them."""
+    result = run_tool(TOOL, DIGITS_CONFIG, tiny_cifar_config)
+    assert result.returncode == 0, result.stderr
+    for config, block, shape in zip(
+        (DIGITS_CONFIG, tiny_cifar_config), reports(result.stdout), [(1, 8, 8), (3, 32, 32)]
+    ):
+        assert block['Input shape'].startswith(f'{shape};')
+        expected = analyze_complexity(build_model(load_config(config)), shape)
+        assert figures(block['FLOPs (mmpretrain table convention)'])[0] == f'{expected.flops:,}'
+        assert figures(block['FLOPs (mmengine get_model_complexity_info)'])[0] == f'{expected.mmengine_flops:,}'
+
+
 @pytest.mark.parametrize(
     'config_text, args, expected',
     [
@@ -112,7 +127,12 @@ def test_shape_changes_the_flops(tmp_path: Path) -> None:
         ("model = dict(type='ImageClassifier',\n", (), 'cannot read config'),
         ('x = 1\n', (), 'defines no model'),
         ("model = dict(type='NoSuchModel')\n", (), "cannot build the config's model"),
-        (TINY_CONFIG, ('--shape', '2'), 'cannot run the model on a 2x2 input'),
+        (TINY_CONFIG, ('--shape', '7'), '--shape 7x7 is smaller than the net, whose stride is 8'),
+        (
+            TINY_CONFIG + "test_pipeline = [dict(type='PackInputs')]\n",
+            (),
+            'keeps each image at its own size; give --shape',
+        ),
     ],
 )
 def test_bad_input_is_one_line(tmp_path: Path, config_text, args: tuple, expected: str) -> None:

@@ -1,11 +1,13 @@
 """tools/demo/image_demo.py with a tiny DenseNet whose head is set to rank known classes first."""
 
+import os
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 from cli_helpers import REPO, assert_one_line_error, run_tool
+from image_helpers import write_png_claiming
 from mmengine.config import Config
 from mmpretrain.datasets.categories import IMAGENET_CATEGORIES
 from mmpretrain.registry import MODELS
@@ -138,17 +140,63 @@ def test_truncated_image_is_one_line(files: dict[str, Path], tmp_path: Path) -> 
     assert not (tmp_path / 'p.png').exists()
 
 
+DIGITS = REPO / 'configs' / 'digits' / 'densenet-bc-l22-k12_1xb64-16e_digits.py'
+
+
+@pytest.fixture(scope='module')
+def digits_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    checkpoint = tmp_path_factory.mktemp('digits') / 'digits.pth'
+    return write_checkpoint(checkpoint, DIGITS, meta=dict(dataset_meta=dict(classes=list('0123456789'))))
+
+
+def _grey(path: Path, size: int) -> Path:
+    Image.fromarray(np.zeros((size, size), np.uint8)).save(path)
+    return path
+
+
+def _pipe(path: Path) -> Path:
+    os.mkfifo(path)
+    return path
+
+
+@pytest.mark.parametrize(
+    'make, expected',
+    [
+        (lambda tmp: write_png_claiming(tmp / 'huge.png', 20000, 20000), 'huge.png: its header claims more than'),
+        (lambda tmp: _pipe(tmp / 'pipe.png'), 'pipe.png is a named pipe, not a file'),
+    ],
+)
+def test_images_the_model_cannot_take_are_one_line(digits_checkpoint: Path, tmp_path: Path, make, expected) -> None:
+    out = tmp_path / 'pred.png'
+    result = run_tool(TOOL, DIGITS, digits_checkpoint, make(tmp_path), '--out', out, timeout=300)
+    assert_one_line_error(result, expected)
+    assert not out.exists()
+
+
+def test_a_one_pixel_image_is_resized_to_the_nets_size(digits_checkpoint: Path, tmp_path: Path) -> None:
+    """The digits config's Resize brings any image to 8x8 (tests/test_apis/test_inference.py: one too small)."""
+    out = tmp_path / 'pred.png'
+    result = run_tool(TOOL, DIGITS, digits_checkpoint, _grey(tmp_path / 'dot.png', 1), '--out', out, '--topk', 2)
+    assert result.returncode == 0, result.stderr
+    assert len(parse_top(result.stdout)) == 2 and out.is_file()
+
+
+def test_topk_must_be_positive(digits_checkpoint: Path, tmp_path: Path) -> None:
+    out = tmp_path / 'pred.png'
+    result = run_tool(TOOL, DIGITS, digits_checkpoint, _grey(tmp_path / 'digit.png', 8), '--out', out, '--topk', 0)
+    assert_one_line_error(result, 'topk must be a positive whole number, got 0')
+    assert not out.exists()
+
+
 @pytest.mark.parametrize('mode', ['L', 'RGB'])
-def test_reads_images_as_the_config_says_grey_for_the_digits(tmp_path: Path, mode: str) -> None:
+def test_reads_images_as_the_config_says_grey_for_the_digits(
+    digits_checkpoint: Path, tmp_path: Path, mode: str
+) -> None:
     """The digits demo's config loads images with color_type='grayscale'; a colour file is read as grey too."""
-    config = REPO / 'configs' / 'digits' / 'densenet-bc-l22-k12_1xb64-16e_digits.py'
-    checkpoint = write_checkpoint(
-        tmp_path / 'digits.pth', config, meta=dict(dataset_meta=dict(classes=list('0123456789')))
-    )
     pixels = np.random.default_rng(0).integers(0, 256, (8, 8, 3), dtype=np.uint8)
     Image.fromarray(pixels).convert(mode).save(tmp_path / 'digit.png')
     out = tmp_path / 'digit_pred.png'
-    result = run_tool(TOOL, config, checkpoint, tmp_path / 'digit.png', '--out', out, '--topk', 3)
+    result = run_tool(TOOL, DIGITS, digits_checkpoint, tmp_path / 'digit.png', '--out', out, '--topk', 3)
     assert result.returncode == 0, result.stderr
     assert [(name, label) for name, label, _ in parse_top(result.stdout)] == [('7', 7), ('3', 3), ('0', 0)]
     with Image.open(out) as picture:

@@ -1,4 +1,4 @@
-"""mim on a regular install of this checkout: train, crash, resume, test, search.
+"""mim on a regular install of this checkout: train, crash, resume, test, search; mmpretrain's model hub.
 
 The package is installed with ``pip install --target`` into a temporary folder that leads
 PYTHONPATH, so the tests see what ``pip install .`` makes of the current files.
@@ -11,11 +11,16 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 from cli_helpers import REPO, assert_ok, run
+from mmpretrain import get_model, list_models
+from mmpretrain.apis import ModelHub
 
 from mmdensenet.analysis.curves import find_scalar_log, read_scalar_log
+from mmdensenet.models import DenseNet
 
 MIM = Path(sys.executable).with_name('mim')
+ARCHS = ('121', '169', '201', '161')
 
 
 @pytest.fixture(scope='module')
@@ -87,8 +92,8 @@ def test_search_lists_the_four_imagenet_models(installed: Path, tmp_path: Path) 
     models = {name: {field: values[name] for field, values in fields.items()} for name in fields['config']}
     weights = 'https://download.openmmlab.com/mmclassification/v0/densenet/densenet{}_4xb256_in1k_20220426-{}.pth'
     assert models == {
-        f'densenet{arch}_3rdparty_in1k': dict(
-            models[f'densenet{arch}_3rdparty_in1k'],
+        f'mmdensenet_densenet{arch}_3rdparty_in1k': dict(
+            models[f'mmdensenet_densenet{arch}_3rdparty_in1k'],
             config=f'configs/densenet{arch}_4xb256_in1k.py',
             parameters=params,
             flops=flops,
@@ -102,3 +107,86 @@ def test_search_lists_the_four_imagenet_models(installed: Path, tmp_path: Path) 
             ('161', 28_681_000, 7_816_363_968, 77.61, 93.83, 'ee6a80a9'),
         )
     }
+
+
+@pytest.fixture
+def model_hub(monkeypatch: pytest.MonkeyPatch) -> type[ModelHub]:
+    """mmpretrain's ModelHub with only mmpretrain's own models registered, as a fresh process has them."""
+    monkeypatch.setattr(ModelHub, '_models_dict', {})
+    monkeypatch.setattr(ModelHub, '_ModelHub__mmpretrain_registered', False)
+    assert 'densenet121_3rdparty_in1k' in list_models('densenet*')  # registers mmpretrain's models
+    return ModelHub
+
+
+@pytest.mark.parametrize('where', ['checkout', 'installed'])
+def test_mmpretrains_model_hub_takes_our_index_beside_its_own(
+    model_hub: type[ModelHub], installed: Path, where: str
+) -> None:
+    root = REPO if where == 'checkout' else installed / 'mmdensenet' / '.mim'
+    model_hub.register_model_index(root / 'model-index.yml', config_prefix=root)
+    with pytest.raises(ValueError, match='is conflict'):  # the check that our former names failed
+        model_hub.register_model_index(root / 'model-index.yml', config_prefix=root)
+
+    for arch in ARCHS:
+        ours = model_hub.get(f'mmdensenet_densenet{arch}_3rdparty_in1k')
+        assert Path(ours.config.filename) == root / 'configs' / f'densenet{arch}_4xb256_in1k.py'
+        assert (ours.config.model.backbone.type, ours.config.model.backbone.arch) == ('mmdensenet.DenseNet', arch)
+        theirs = model_hub.get(f'densenet{arch}_3rdparty_in1k')
+        assert theirs.config.model.backbone.type == 'DenseNet'
+        assert ours.weights == theirs.weights  # mmpretrain's checkpoint of torchvision's weights
+
+    model = get_model('mmdensenet_densenet121_3rdparty_in1k')
+    assert isinstance(model.backbone, DenseNet)
+    reference = get_model('densenet121_3rdparty_in1k')
+    assert {k: v.shape for k, v in model.state_dict().items()} == {
+        k: v.shape for k, v in reference.state_dict().items()
+    }
+    model.load_state_dict(reference.state_dict(), strict=True)
+    images = torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        torch.testing.assert_close(model.eval()(images), reference.eval()(images))
+
+
+def test_mim_puts_its_own_traceback_below_our_line(installed: Path, tmp_path: Path) -> None:
+    """What the README says remains mim's: the tool's one line, then openmim's CalledProcessError, status 1."""
+    result = run(MIM, 'train', 'mmdensenet', 'densenet121_4xb256_in1k.py', '--cfg-options', 'model.backbone.arch=122',
+                 pythonpath=installed, cwd=tmp_path)  # fmt: skip
+    assert result.returncode == 1
+    ours = [line for line in result.stderr.splitlines() if line.startswith('error:')]
+    assert len(ours) == 1 and ours[0].startswith('error: model.backbone: arch must be one of')
+    assert result.stderr.strip().splitlines()[-1].startswith('subprocess.CalledProcessError')
+
+
+@pytest.mark.parametrize(
+    ('args', 'expected', 'status'),
+    [
+        (['train', 'densenet121_4xb256_in1k.py', '--cfg-options', 'model.backbone.arch=122'],
+         'error: model.backbone: arch must be one of', 1),
+        (['train', 'no_such_config.py'],
+         "error: mim train: The path no_such_config.py doesn't exist and we can not find the config file", 1),
+        (['train'], "error: mim train: Missing argument 'CONFIG'", 1),
+        (['test', 'densenet121_4xb256_in1k.py'], 'error: mim test: You must specify the checkpoint path', 1),
+        (['run', 'get_flops'], 'error: the following arguments are required: CONFIG', 2),
+        (['run', 'no_such_tool'], 'error: mim run: No script in codebase mmdensenet has suffix /no_such_tool.py', 1),
+        (['search'], 'error: usage: python -m mmdensenet {train,test,run} ARGS...', 1),
+    ],
+    ids=['tool error', 'missing config', 'no config', 'test without checkpoint', 'tool usage', 'no tool', 'other'],
+)  # fmt: skip
+def test_python_m_mmdensenet_ends_as_the_tool_ends(
+    installed: Path, tmp_path: Path, args: list, expected: str, status: int
+) -> None:
+    """The same mim commands, with the tool's line and status as they were, and mim's refusals as one line."""
+    result = run(sys.executable, '-m', 'mmdensenet', *args, pythonpath=installed, cwd=tmp_path)
+    assert result.returncode == status, result.stderr[-3000:]
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(expected), result.stderr[-3000:]
+
+
+def test_python_m_mmdensenet_runs_what_mim_runs(
+    installed: Path, trained: Path, tiny_config: Path, tmp_path: Path
+) -> None:
+    result = run(sys.executable, '-m', 'mmdensenet', 'test', tiny_config, '--checkpoint', trained / 'epoch_2.pth',
+                 '--work-dir', tmp_path / 'test', pythonpath=installed, cwd=tmp_path)  # fmt: skip
+    assert_ok(result)
+    assert str(installed / 'mmdensenet' / '.mim' / 'tools' / 'test.py') in result.stdout
+    assert 'accuracy/top1' in result.stdout

@@ -1,5 +1,6 @@
 """tools/analysis_tools/plot_curves.py on the log of a real (tiny) mmengine training run."""
 
+import os
 from pathlib import Path
 
 import pytest
@@ -98,17 +99,29 @@ def test_plots_a_real_run(work_dir: Path, tmp_path: Path, which: str) -> None:
         (lambda tmp: tmp, 'no vis_data/scalars.json'),
         (lambda tmp: _write(tmp / 'broken.json', '{"loss": 1.0, "step": 1}\n{"loss": 0.'), 'broken.json:2 is not JSON'),
         (lambda tmp: _write(tmp / 'no_loss.json', '{"accuracy/top1": 50.0, "step": 1}\n'), 'no training loss'),
+        (lambda tmp: _write_bytes(tmp / 'events.bin', b'\x08\x80\xff\x00' * 64), 'events.bin:1 is not text'),
+        (lambda tmp: _pipe(tmp / 'scalars.json'), 'scalars.json is a named pipe'),
     ],
 )
 def test_bad_input_is_one_line_and_writes_nothing(tmp_path: Path, make_input, expected: str) -> None:
     out = tmp_path / 'curves.png'
-    assert_one_line_error(run_tool(TOOL, make_input(tmp_path), '--out', out), expected)
+    assert_one_line_error(run_tool(TOOL, make_input(tmp_path), '--out', out, timeout=300), expected)
     assert not out.exists()
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith('.')] == []
 
 
 def _write(path: Path, text: str) -> Path:
     path.write_text(text)
+    return path
+
+
+def _write_bytes(path: Path, data: bytes) -> Path:
+    path.write_bytes(data)
+    return path
+
+
+def _pipe(path: Path) -> Path:
+    os.mkfifo(path)
     return path
 
 

@@ -3,23 +3,30 @@
 import json
 import pickle
 import re
+import shutil
 import threading
 from collections.abc import Iterator
 from functools import partial
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 import torchvision
 from cli_helpers import REPO, assert_ok, assert_one_line_error, python
+from image_helpers import write_png_claiming
 from mmengine.config import Config
+from PIL import Image
 from weight_helpers import RunsCommand
 
 from mmdensenet.analysis.curves import find_scalar_log, read_scalar_log
+from mmdensenet.apis import build_model
+from mmdensenet.weights import read_checkpoint
 
 TRAIN = REPO / 'tools' / 'train.py'
 TEST = REPO / 'tools' / 'test.py'
+DIGITS = REPO / 'configs' / 'digits' / 'densenet-bc-l22-k12_1xb64-16e_digits.py'
 
 
 def test_train_validates_and_checkpoints_every_epoch(trained: Path) -> None:
@@ -87,6 +94,21 @@ def assert_refused_safely(result, expected: str, root: Path) -> None:
          'auto_scale_lr.base_batch_size'),
         ('unknown flag', '', ['--no-such-flag'], 'unrecognized arguments: --no-such-flag'),
         ('misspelt top-level key', '', ['--cfg-options', 'modle.backbone.arch=169'], '--cfg-options: modle is not'),
+        ('unknown norm type', '', ['--cfg-options', 'model.backbone.norm_cfg.type=BNX'],
+         "model.backbone.norm_cfg.type: no layer is registered as 'BNX'"),
+        ('norm_cfg as a name', "model = dict(backbone=dict(norm_cfg='BN'))", [],
+         "model.backbone.norm_cfg must be a dict with the type of a layer, e.g. dict(type='BN'), got 'BN'"),
+        ('lr as text', '', ['--cfg-options', 'optim_wrapper.optimizer.lr=fast'],
+         "optim_wrapper.optimizer.lr must be a number, got 'fast'"),
+        ('no epochs', '', ['--cfg-options', 'train_cfg.max_epochs=0'], 'train_cfg.max_epochs must be a whole number'),
+        ('unknown optimizer', '', ['--cfg-options', 'optim_wrapper.optimizer.type=SDG'],
+         "optim_wrapper.optimizer.type: no optimizer is registered as 'SDG'"),
+        ('arch field', '', ['--cfg-options', 'model.backbone.arch.growth_rate=0'],
+         "model.backbone: arch['growth_rate'] must be a positive int, got 0"),
+        ('arch depths', '', ['--cfg-options', 'model.backbone.arch.depths=3'],
+         "model.backbone: arch['depths'] must be a non-empty sequence of positive ints"),
+        ('no input channels', '', ['--cfg-options', 'model.backbone.in_channels=0'],
+         'model.backbone: in_channels must be a positive int'),
     ],
 )  # fmt: skip
 def test_config_mistakes_are_one_line_naming_the_key(
@@ -113,6 +135,42 @@ def test_empty_config_and_bad_work_dirs(tiny_config: Path, tmp_path: Path) -> No
     before = config.read_text()
     assert_one_line_error(python(TRAIN, config, '--work-dir', tmp_path), 'refusing to overwrite an input')
     assert config.read_text() == before
+
+
+def test_an_empty_annotation_file_is_named(tiny_config: Path, imagenet_folder: Path, tmp_path: Path) -> None:
+    data = shutil.copytree(imagenet_folder, tmp_path / 'data')
+    (data / 'meta' / 'train.txt').write_text('')
+    options = ['--cfg-options', f'train_dataloader.dataset.data_root={data}']
+    result = python(TRAIN, tiny_config, '--work-dir', tmp_path / 'run', *options)
+    assert_one_line_error(result, f'train_dataloader.dataset: {data}/meta/train.txt holds no samples')
+
+
+def test_an_image_claiming_too_many_pixels_is_refused_in_training(tmp_path: Path) -> None:
+    """The digits pipeline passes images to the net whole: 20000x20000 would need about 38 GB."""
+    data = tmp_path / 'digits'
+    for split in ('train', 'val'):
+        (data / split).mkdir(parents=True)
+        for label in range(2):
+            Image.fromarray(np.full((8, 8), label * 200, np.uint8)).save(data / split / f'{label}.png')
+    (data / 'meta').mkdir()
+    (data / 'meta' / 'train.txt').write_text('0.png 0\n1.png 1\nhuge.png 1\n')
+    (data / 'meta' / 'val.txt').write_text('0.png 0\n1.png 1\n')
+    huge = write_png_claiming(data / 'train' / 'huge.png', 20000, 20000)
+    options = [f'{loader}.dataset.data_root={data}' for loader in ('train_dataloader', 'val_dataloader')]
+    options.append('train_dataloader.num_workers=1')  # its error comes back from the worker process
+    result = python(TRAIN, DIGITS, '--work-dir', tmp_path / 'run', '--cfg-options', *options)
+    assert_one_line_error(result, f'image {huge}: its header claims more than 89,478,485 pixels')
+    assert not list((tmp_path / 'run').glob('*.pth'))
+
+
+def test_checkpoints_may_be_file_urls(trained: Path, tiny_config: Path, tmp_path: Path) -> None:
+    url = f'file://{trained / "epoch_2.pth"}'
+    result = python(
+        TRAIN, tiny_config, '--work-dir', tmp_path, '--cfg-options', f'load_from={url}', 'train_cfg.max_epochs=1'
+    )
+    assert_ok(result)
+    assert f'Load checkpoint from {trained / "epoch_2.pth"}' in result.stdout + result.stderr
+    assert_ok(python(TEST, tiny_config, url, '--work-dir', tmp_path / 'test'))
 
 
 @pytest.mark.parametrize('kind', ['broken', 'foreign', 'hostile'])
@@ -282,3 +340,71 @@ tta_pipeline = [
         scores[name] = torch.stack([p['pred_score'] for p in pickle.loads(out.read_bytes())])
     assert not torch.allclose(scores['flipped'], scores['plain'])
     torch.testing.assert_close(scores['tta'], (scores['flipped'] + scores['plain']) / 2)
+
+
+def test_a_label_outside_the_heads_classes_is_one_line_naming_the_file_and_line(
+    tiny_config: Path, imagenet_folder: Path, tmp_path: Path
+) -> None:
+    root = Path(shutil.copytree(imagenet_folder, tmp_path / 'data'))  # 3 classes, 4 training images of each
+    annotations = root / 'meta' / 'train.txt'
+    lines = annotations.read_text().splitlines(keepends=True)
+    lines[6] = lines[6].replace(' 1\n', ' 5\n')
+    annotations.write_text(''.join(lines))
+    data = f'dict(dataset=dict(data_root={str(root)!r}))'
+    config = write_config(
+        tmp_path / 'three.py',
+        tiny_config,
+        'model = dict(head=dict(num_classes=3))\n'
+        + ''.join(f'{split}_dataloader = {data}\n' for split in ('train', 'val', 'test')),
+    )
+    result = python(TRAIN, config, '--work-dir', tmp_path / 'run')
+    expected = (
+        f'error: train_dataloader.dataset: {annotations} line 7 has label 5, '
+        'but model.head.num_classes is 3: labels must be 0 to 2'
+    )
+    assert_one_line_error(result, expected)
+    assert result.stderr.strip() == expected
+    assert not list((tmp_path / 'run').glob('*.pth'))
+    # The validation and test sets are checked too: a label there would make the accuracy silently wrong.
+    (root / 'meta' / 'val.txt').write_text((root / 'meta' / 'val.txt').read_text().replace(' 2\n', ' -1\n', 1))
+    annotations.write_text(''.join(lines).replace(' 5\n', ' 1\n'))
+    result = python(TRAIN, config, '--work-dir', tmp_path / 'run')
+    assert_one_line_error(result, f'val_dataloader.dataset: {root / "meta" / "val.txt"} line 5 has label -1')
+    checkpoint = tmp_path / 'weights.pth'
+    torch.save({'state_dict': build_model(Config.fromfile(config)).state_dict()}, checkpoint)
+    result = python(TEST, config, checkpoint, '--work-dir', tmp_path / 'test')
+    assert_one_line_error(result, f'test_dataloader.dataset: {root / "meta" / "val.txt"} line 5 has label -1')
+
+
+@pytest.fixture(scope='module')
+def damaged(trained: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """The tiny net's training checkpoint of epoch 2, its weights turned NaN, int64 or fp16."""
+    content, _ = read_checkpoint(str(trained / 'epoch_2.pth'))
+    root = tmp_path_factory.mktemp('damaged')
+    files = {}
+    for name, damage in (('nan', lambda t: torch.full_like(t, float('nan'))), ('int64', lambda t: t.long()),
+                         ('fp16', lambda t: t.half())):  # fmt: skip
+        state_dict = {key: damage(t) if t.is_floating_point() else t for key, t in content['state_dict'].items()}
+        files[name] = root / f'{name}.pth'
+        torch.save({**content, 'state_dict': state_dict}, files[name])
+    return files
+
+
+def test_damaged_weights_are_refused_by_every_tool_and_half_precision_loads(
+    damaged: dict[str, Path], tiny_config: Path, tmp_path: Path
+) -> None:
+    nan = f'error: checkpoint {damaged["nan"]}: backbone.stem.0.weight holds NaN or infinite values'
+    integers = (
+        f'error: checkpoint {damaged["int64"]}: backbone.stem.0.weight holds int64 values, where the model has float32'
+    )
+    for checkpoint, expected in ((damaged['nan'], nan), (damaged['int64'], integers)):
+        assert_one_line_error(python(TEST, tiny_config, checkpoint, '--work-dir', tmp_path / 'test'), expected)
+        work_dir = tmp_path / 'resume'
+        resumed = python(TRAIN, tiny_config, '--work-dir', work_dir, '--resume', checkpoint)
+        assert_one_line_error(resumed, expected)
+        loaded = python(TRAIN, tiny_config, '--work-dir', work_dir, '--cfg-options', f'load_from={checkpoint}')
+        assert_one_line_error(loaded, expected)
+        assert not list(work_dir.glob('*.pth'))
+    result = python(TEST, tiny_config, damaged['fp16'], '--work-dir', tmp_path / 'test')
+    assert_ok(result)
+    assert 'accuracy/top1' in result.stdout

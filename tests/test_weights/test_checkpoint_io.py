@@ -9,6 +9,7 @@ import torch
 from weight_helpers import RunsCommand
 
 from mmdensenet.weights import CheckpointError, read_checkpoint, save_atomically, unwrap_state_dict
+from mmdensenet.weights.checkpoint_io import check_values
 
 
 def test_read_returns_the_checkpoint_and_the_file_hash(tmp_path: Path) -> None:
@@ -63,3 +64,44 @@ def test_save_writes_in_place_of_the_target_only_when_complete(tmp_path: Path) -
         save_atomically({'w': torch.zeros(1), 'function': lambda: None}, str(target))
     assert torch.equal(torch.load(target, weights_only=True)['w'], torch.arange(4))
     assert [path.name for path in target.parent.iterdir()] == ['weights.pth']
+
+
+def model_tensors() -> dict[str, torch.Tensor]:
+    """What a model with a float weight and BatchNorm's integer counter holds."""
+    return {'conv.weight': torch.zeros(2, 3), 'bn.num_batches_tracked': torch.tensor(5)}
+
+
+@pytest.mark.parametrize(
+    'value, message',
+    [
+        (torch.tensor([[0.0, float('nan'), 1.0]] * 2), 'conv.weight holds NaN or infinite values'),
+        (torch.tensor([[0.0, float('-inf'), 1.0]] * 2), 'conv.weight holds NaN or infinite values'),
+        (torch.full((2, 3), float('inf'), dtype=torch.float16), 'conv.weight holds NaN or infinite values'),
+        (torch.full((2, 3), float('nan'), dtype=torch.bfloat16), 'conv.weight holds NaN or infinite values'),
+        (torch.full((2, 3), float('nan')).to(torch.float8_e4m3fn), 'conv.weight holds NaN or infinite values'),
+        (torch.ones(2, 3, dtype=torch.int64), 'conv.weight holds int64 values, where the model has float32'),
+        (torch.ones(2, 3, dtype=torch.bool), 'conv.weight holds bool values, where the model has float32'),
+        (torch.ones(2, 3, dtype=torch.complex64), 'conv.weight holds complex64 values, where the model has float32'),
+        (torch.ones(2, 3).to_sparse(), 'conv.weight holds no dense values (a torch.sparse_coo tensor on cpu)'),
+        (torch.empty(2, 3, device='meta'), 'conv.weight holds no dense values (a torch.strided tensor on meta)'),
+    ],
+    ids=['nan', 'inf', 'fp16 inf', 'bf16 nan', 'fp8 nan', 'int64', 'bool', 'complex', 'sparse', 'meta'],
+)
+def test_check_values_names_the_first_tensor_that_cannot_be_the_models(value: torch.Tensor, message: str) -> None:
+    with pytest.raises(CheckpointError) as error:
+        check_values({**model_tensors(), 'conv.weight': value}, model_tensors())
+    assert str(error.value) == message
+
+
+def test_check_values_accepts_any_float_precision_and_integer_counters() -> None:
+    for dtype in (torch.float16, torch.bfloat16, torch.float64, torch.float8_e5m2):
+        check_values({'conv.weight': torch.ones(2, 3, dtype=dtype)}, model_tensors())
+    check_values({'bn.num_batches_tracked': torch.tensor(7, dtype=torch.int32)}, model_tensors())
+    with pytest.raises(
+        CheckpointError, match=r'bn\.num_batches_tracked holds float32 values, where the model has int64'
+    ):
+        check_values({'bn.num_batches_tracked': torch.tensor(7.0)}, model_tensors())
+    # The first damaged tensor in the model's order is named, with the caller's names for tensors.
+    damaged = {'bn.num_batches_tracked': torch.tensor(1.5), 'conv.weight': torch.full((2, 3), float('nan'))}
+    with pytest.raises(CheckpointError, match=r'^model\.conv\.weight holds NaN'):
+        check_values(damaged, model_tensors(), display_key=lambda key: f'model.{key}')

@@ -230,6 +230,22 @@ def test_a_wrong_shape_is_refused(tmp_path: Path) -> None:
         pretrained_backbone(path)
 
 
+def test_damaged_values_are_refused_by_their_name_in_the_file(tmp_path: Path) -> None:
+    state_dict = torchvision_densenet().state_dict()
+    path = tmp_path / 'damaged.pth'
+    torch.save({**state_dict, 'features.norm0.running_var': torch.full((16,), float('inf'))}, path)
+    message = f'{path} (torchvision DenseNet): features.norm0.running_var holds NaN or infinite values'
+    with pytest.raises(CheckpointError, match=f'^{re.escape(message)}$'):
+        pretrained_backbone(path)
+    torch.save({**state_dict, 'features.conv0.weight': state_dict['features.conv0.weight'].long()}, path)
+    with pytest.raises(CheckpointError, match=re.escape('features.conv0.weight holds int64 values, where the model')):
+        pretrained_backbone(path)
+    torch.save(
+        {key: tensor.half() if tensor.is_floating_point() else tensor for key, tensor in state_dict.items()}, path
+    )
+    assert pretrained_backbone(path).stem[0].weight.dtype == torch.float32
+
+
 @pytest.fixture
 def file_server(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[str, Path, list[str]]]:
     """An HTTP server on this machine serving a folder: its URL, the folder and the paths requested."""

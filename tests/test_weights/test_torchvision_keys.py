@@ -1,4 +1,4 @@
-"""Key renaming between torchvision's layouts and ours, arch detection and the shape checks."""
+"""Key renaming between torchvision's layouts and ours, arch detection and the checks of names, shapes and values."""
 
 import re
 
@@ -12,7 +12,7 @@ from mmdensenet.weights.torchvision_keys import (
     TORCHVISION_ARCHS,
     check_state_dict,
     detect_arch,
-    expected_shapes,
+    expected_tensors,
     to_our_key,
     to_torchvision_key,
 )
@@ -27,7 +27,7 @@ def torchvision_state(arch: str) -> dict[str, torch.Tensor]:
 def test_every_torchvision_tensor_has_its_place_and_way_back(arch: str) -> None:
     torchvision_tensors = torchvision_state(arch)
     ours = {to_our_key(key): tensor.shape for key, tensor in torchvision_tensors.items()}
-    assert ours == dict(expected_shapes(arch, num_classes=1000))
+    assert ours == {key: tensor.shape for key, tensor in expected_tensors(arch, num_classes=1000).items()}
     assert [to_torchvision_key(key) for key in ours] == list(torchvision_tensors)
     assert detect_arch(ours) == arch
 
@@ -74,17 +74,16 @@ def test_arch_is_detected_from_the_layer_counts() -> None:
 
 
 def test_check_fills_batches_tracked_and_orders_like_the_model() -> None:
-    shapes = expected_shapes('121', num_classes=10)
-    state_dict = {key: torch.ones(shape) for key, shape in reversed(shapes.items()) if 'num_batches' not in key}
+    expected = expected_tensors('121', num_classes=10)
+    state_dict = {key: torch.ones(t.shape) for key, t in reversed(expected.items()) if 'num_batches' not in key}
     checked = check_state_dict(state_dict, '121')
-    assert list(checked) == list(shapes)
+    assert list(checked) == list(expected)
     filled = [tensor for key, tensor in checked.items() if key.endswith('num_batches_tracked')]
     assert len(filled) == 121 and all(tensor.dtype == torch.long and tensor.item() == 0 for tensor in filled)
 
 
 def test_check_names_the_offending_tensor() -> None:
-    shapes = expected_shapes('169', num_classes=1000)
-    complete = {key: torch.zeros(shape) for key, shape in shapes.items()}
+    complete = {key: torch.zeros_like(t, device='cpu') for key, t in expected_tensors('169', num_classes=1000).items()}
 
     missing = dict(complete)
     del missing['backbone.transitions.1.conv.weight']
@@ -100,3 +99,15 @@ def test_check_names_the_offending_tensor() -> None:
     extra = {**complete, 'backbone.stages.3.block.32.conv1.weight': torch.zeros(1)}
     with pytest.raises(CheckpointError, match=re.escape('unexpected tensor backbone.stages.3.block.32.conv1.weight')):
         check_state_dict(extra, '169')
+
+
+def test_check_refuses_values_that_cannot_be_the_models() -> None:
+    complete = {key: torch.zeros_like(t, device='cpu') for key, t in expected_tensors('121', num_classes=10).items()}
+    damaged = {**complete, 'backbone.stages.1.block.2.conv2.weight': torch.full((32, 128, 3, 3), float('nan'))}
+    with pytest.raises(CheckpointError, match=re.escape('features.denseblock2.denselayer3.conv2.weight holds NaN')):
+        check_state_dict(damaged, '121', display_key=to_torchvision_key)
+    integers = {key: tensor.long() for key, tensor in complete.items()}
+    with pytest.raises(CheckpointError, match=re.escape('backbone.stem.0.weight holds int64 values, where the model')):
+        check_state_dict(integers, '121')
+    half = {key: tensor.half() if tensor.is_floating_point() else tensor for key, tensor in complete.items()}
+    assert check_state_dict(half, '121')['head.fc.weight'].dtype == torch.float16

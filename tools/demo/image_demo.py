@@ -8,7 +8,6 @@ from pathlib import Path
 
 from mmdensenet.apis import ImageClassification, draw_predictions
 from mmdensenet.cli import ArgumentParser, run_cli
-from mmdensenet.errors import ToolError
 from mmdensenet.outputs import check_output, require_png
 
 
@@ -27,15 +26,12 @@ def main() -> None:
     args = parse_args()
     out = require_png(args.out or Path(f'{args.image.stem}_pred.png'))
     check_output(out, args.image, args.config, args.checkpoint)
-    if args.topk < 1:
-        raise ToolError(f'--topk must be positive, got {args.topk}')
     classifier = ImageClassification(args.config, args.checkpoint, args.device)
-    image = classifier.read(args.image)
-    predictions = classifier.predict(image, args.topk)
+    predictions = classifier.predict(args.image, args.topk)
     print(f'top-{len(predictions)} for {args.image}:')
     for rank, prediction in enumerate(predictions, 1):
         print(f'{rank}. {prediction.name} (class {prediction.label}): {prediction.score:.2%}')
-    print(f'prediction drawn to {draw_predictions(image, predictions, out)}')
+    print(f'prediction drawn to {draw_predictions(classifier.read(args.image), predictions, out)}')
 
 
 if __name__ == '__main__':

@@ -15,7 +15,9 @@ train_pipeline = [
     dict(type='RandomFlip', prob=0.5, direction='horizontal'),
     dict(type='PackInputs'),
 ]
-test_pipeline = [dict(type='PackInputs')]
+# CIFAR images are 32x32 already; Resize brings any other image (mmpretrain's inferencer) to the
+# net's size, which export_onnx and get_flops take.
+test_pipeline = [dict(type='Resize', scale=32), dict(type='PackInputs')]
 
 train_dataloader = dict(
     batch_size=64,

@@ -5,7 +5,16 @@ data_root = 'data/digits'
 
 data_preprocessor = dict(num_classes=10, mean=[127.5], std=[127.5])
 
-pipeline = [dict(type='LoadImageFromFile', color_type='grayscale'), dict(type='PackInputs')]
+# Grey 8x8 images. mmdensenet's LoadImageFromFile is mmcv's, refusing first an image too large to
+# decode safely. ToGrayscale turns grey an image read in colour, as mmpretrain's
+# ImageClassificationInferencer reads files, and Resize brings any other image to the net's 8x8
+# (export_onnx and get_flops take that size); both leave the digits as they are.
+pipeline = [
+    dict(type='mmdensenet.LoadImageFromFile', color_type='grayscale'),
+    dict(type='mmdensenet.ToGrayscale'),
+    dict(type='Resize', scale=8),
+    dict(type='PackInputs'),
+]
 
 train_dataloader = dict(
     batch_size=64,

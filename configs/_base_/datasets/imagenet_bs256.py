@@ -9,8 +9,9 @@ data_preprocessor = dict(
     to_rgb=True,  # images load as BGR
 )
 
+# mmdensenet's LoadImageFromFile is mmcv's, refusing first an image too large to decode safely.
 train_pipeline = [
-    dict(type='LoadImageFromFile'),
+    dict(type='mmdensenet.LoadImageFromFile'),
     dict(type='RandomResizedCrop', scale=224),
     dict(type='RandomFlip', prob=0.5, direction='horizontal'),
     dict(type='PackInputs'),
@@ -18,7 +19,7 @@ train_pipeline = [
 
 # The evaluation that gives the table's accuracies: short edge to 256, center crop 224.
 test_pipeline = [
-    dict(type='LoadImageFromFile'),
+    dict(type='mmdensenet.LoadImageFromFile'),
     dict(type='ResizeEdge', scale=256, edge='short'),
     dict(type='CenterCrop', crop_size=224),
     dict(type='PackInputs'),

@@ -11,7 +11,10 @@ data_preprocessor = dict(
     to_rgb=True,  # images load as BGR
 )
 
-pipeline = [dict(type='LoadImageFromFile'), dict(type='PackInputs')]
+# SVHN images are 32x32 already; Resize brings any other image (mmpretrain's inferencer) to the
+# net's size, which export_onnx and get_flops take. mmdensenet's LoadImageFromFile is mmcv's,
+# refusing first an image too large to decode safely.
+pipeline = [dict(type='mmdensenet.LoadImageFromFile'), dict(type='Resize', scale=32), dict(type='PackInputs')]
 
 train_dataloader = dict(
     batch_size=64,

@@ -4,10 +4,11 @@ Module names follow mmpretrain's DenseNet, so the checkpoints of its model zoo l
 they are: ``stem``, ``stages.i.block.j.{norm1,conv1,norm2,conv2}``, ``transitions.i``.
 """
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from enum import Enum
-from typing import Optional, Union
+from numbers import Integral, Real
+from typing import Any, Optional, Union
 
 import torch
 import torch.nn as nn
@@ -43,6 +44,40 @@ def _cifar_arch(depth: int, growth_rate: int, bc: bool) -> ArchSetting:
     )
 
 
+# Where a config written for mmpretrain's DenseNet learns what to change.
+FROM_MMPRETRAIN = 'see the README\'s section "Coming from mmpretrain\'s DenseNet"'
+# mmpretrain's DenseNet takes these as arguments; ours takes them as these keys of ``arch``.
+MMPRETRAIN_ARGUMENTS = {'bn_size': 'bn_size', 'compression_factor': 'compression'}
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, Integral) and not isinstance(value, bool)
+
+
+def _is_positive_int(value: Any) -> bool:
+    return _is_int(value) and value > 0
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, Real) and not isinstance(value, bool)
+
+
+def _is_depths(value: Any) -> bool:
+    return (
+        isinstance(value, Sequence) and not isinstance(value, str) and bool(value) and all(map(_is_positive_int, value))
+    )
+
+
+# What each field of an arch dict may be: its allowed values in words, and the check.
+ARCH_FIELDS: dict[str, tuple[str, Callable[[Any], bool]]] = {
+    'growth_rate': ('a positive int', _is_positive_int),
+    'depths': ('a non-empty sequence of positive ints (the layers of each dense block)', _is_depths),
+    'init_channels': ('a positive int', _is_positive_int),
+    'bn_size': ('a non-negative int (0 for no bottleneck)', lambda value: _is_int(value) and value >= 0),
+    'compression': ('a number in (0, 1]', lambda value: _is_number(value) and 0 < value <= 1),
+    'stem': ("'imagenet' or 'cifar'", lambda value: isinstance(value, str) and value in ('imagenet', 'cifar')),
+}
+
 NORM_TYPES = (nn.modules.batchnorm._NormBase, nn.GroupNorm, nn.LayerNorm)
 # Norm layers whose recomputation in backward can be made exact (see _DenseLayer).
 EXACT_RECOMPUTE_NORMS = (nn.BatchNorm2d, nn.GroupNorm, nn.LayerNorm, nn.InstanceNorm2d)
@@ -75,12 +110,26 @@ class _DenseLayer(nn.Module):
 
     @property
     def steps(self) -> list[NormActConv]:
-        """The layer's norm-act-conv steps, in order (they share ``act``)."""
+        """The layer's norm-act-conv steps, in order (they share ``act``), as the shared buffer runs them.
+
+        The layer's own forward calls the modules directly: torch 2.6's dynamo cannot call modules
+        held in a NamedTuple built while it traces.
+        """
         first = NormActConv(self.norm1, self.act, self.conv1)
         return [first, NormActConv(self.norm2, self.act, self.conv2)] if self.bottleneck else [first]
 
     def _first_step(self, *features: Tensor) -> Tensor:
-        return self.steps[0](torch.cat(features, 1))
+        return self.conv1(self.act(self.norm1(torch.cat(features, 1))))
+
+    def _first_step_on_batch_stats(self, *features: Tensor) -> Tensor:
+        """The first step of a training BatchNorm, leaving its running statistics alone."""
+        norm = self.norm1
+        x = F.batch_norm(torch.cat(features, 1), None, None, norm.weight, norm.bias, True, 0.0, norm.eps)
+        return self.conv1(self.act(x))
+
+    def _updates_running_stats(self) -> bool:
+        norm = self.norm1
+        return isinstance(norm, _BatchNorm) and norm.training and norm.track_running_stats
 
     @contextmanager
     def _scratch_running_stats(self) -> Iterator[None]:
@@ -89,7 +138,7 @@ class _DenseLayer(nn.Module):
         # mmpretrain's checkpointed layers do). It updates throwaway copies instead, which
         # keeps the recomputed graph identical to the forward one, as checkpoint requires.
         norm = self.norm1
-        if not (isinstance(norm, _BatchNorm) and norm.training and norm.track_running_stats):
+        if not self._updates_running_stats():
             yield
             return
         originals = {name: getattr(norm, name) for name in RUNNING_STATS}
@@ -105,10 +154,16 @@ class _DenseLayer(nn.Module):
         return nullcontext(), self._scratch_running_stats()
 
     def _checkpointed_first_step(self, features: list[Tensor]) -> Tensor:
-        if torch.compiler.is_compiling():
-            # Compiled graphs are functional: their recomputation never mutates buffers.
+        if not torch.compiler.is_compiling():
+            return cp.checkpoint(self._first_step, *features, use_reentrant=False, context_fn=self._checkpoint_contexts)
+        if not self._updates_running_stats():
             return cp.checkpoint(self._first_step, *features, use_reentrant=False)
-        return cp.checkpoint(self._first_step, *features, use_reentrant=False, context_fn=self._checkpoint_contexts)
+        # torch 2.6's compiled backward replays the buffer updates of a checkpointed region (a second
+        # update of the running statistics). So the statistics are updated here, outside it, by the
+        # module itself, and the region normalises with the batch statistics alone.
+        with torch.no_grad():
+            self.norm1(torch.cat(features, 1))
+        return cp.checkpoint(self._first_step_on_batch_stats, *features, use_reentrant=False)
 
     def forward(self, features: list[Tensor], checkpoint: bool = False) -> Tensor:
         """The layer's new features from the block input and the earlier layers' outputs.
@@ -116,8 +171,8 @@ class _DenseLayer(nn.Module):
         With ``checkpoint``, the first step (with the concatenation) is recomputed in backward, not stored.
         """
         out = self._checkpointed_first_step(features) if checkpoint else self._first_step(*features)
-        for step in self.steps[1:]:
-            out = step(out)
+        if self.bottleneck:
+            out = self.conv2(self.act(self.norm2(out)))
         if self.drop_rate > 0:
             out = F.dropout(out, p=self.drop_rate, training=self.training)
         return out
@@ -164,7 +219,13 @@ class _DenseBlock(nn.Module):
           copies. CUDA inference concatenates: small batches there are bound by the host's per-operation
           cost, and the concatenating layer issues the fewest operations (measured on an H100: the
           buffer took 1.6x torchvision's time at batch 64).
+        - FX (``torch.fx.symbolic_trace``, torchvision's ``create_feature_extractor``) concatenates in
+          both modes: its graph records the operations the modules run, so a memory-efficient block
+          traces to the plain mode's graph, with its outputs and gradients and its memory use
+          (checkpointing would be traced through, leaving the same graph).
         """
+        if isinstance(x, torch.fx.Proxy):  # its attributes are symbolic: no branching on them
+            return BlockStrategy.CONCATENATE
         needs_grad = torch.is_grad_enabled() and (x.requires_grad or any(p.requires_grad for p in self.parameters()))
         # Plain training and CUDA inference concatenate whatever the layers; no need to look at them.
         if (needs_grad and not self.memory_efficient) or (not needs_grad and x.device.type == 'cuda'):
@@ -227,6 +288,8 @@ class DenseNet(BaseModule):
         norm_cfg: Config of the norm layers.
         act_cfg: Config of the activations.
         init_cfg: Initialisation config; defaults to torchvision's scheme.
+        bn_size, compression_factor: mmpretrain's DenseNet's arguments; ours takes them in ``arch``
+            (as ``bn_size`` and ``compression``) and refuses them here with a TypeError that says so.
 
     Attributes:
         feature_info: One dict per dense block, as timm's: ``num_chs`` and ``reduction`` (stride) of
@@ -264,16 +327,25 @@ class DenseNet(BaseModule):
             dict(type='Kaiming', layer='Conv2d', mode='fan_in', nonlinearity='relu'),
             dict(type='Constant', layer=['_BatchNorm', 'GroupNorm', 'LayerNorm'], val=1, bias=0),
         ),
+        *,
+        bn_size: None = None,
+        compression_factor: None = None,
     ) -> None:
+        self._refuse_mmpretrain_arguments(dict(bn_size=bn_size, compression_factor=compression_factor))
         super().__init__(init_cfg=list(init_cfg) if isinstance(init_cfg, tuple) else init_cfg)
         setting = self.resolve_arch(arch)
         depths = setting['depths']
         num_blocks = len(depths)
         self.out_indices = self._check_out_indices(out_indices, num_blocks)
-        if not isinstance(frozen_stages, int) or not -1 <= frozen_stages <= num_blocks:
+        if not _is_positive_int(in_channels):
+            raise ValueError(f'in_channels must be a positive int (the channels of the input), got {in_channels!r}')
+        if not _is_int(frozen_stages) or not -1 <= frozen_stages <= num_blocks:
             raise ValueError(f'frozen_stages must be an integer from -1 to {num_blocks}, got {frozen_stages!r}')
-        if not 0 <= drop_rate < 1:
-            raise ValueError(f'drop_rate must be in [0, 1), got {drop_rate!r}')
+        if not (_is_number(drop_rate) and 0 <= drop_rate < 1):
+            raise ValueError(f'drop_rate must be a number in [0, 1), got {drop_rate!r}')
+        for name, flag in (('norm_eval', norm_eval), ('memory_efficient', memory_efficient)):
+            if not isinstance(flag, bool):
+                raise ValueError(f'{name} must be True or False, got {flag!r}')
         self.frozen_stages = frozen_stages
         self.norm_eval = norm_eval
         self.growth_rate = setting['growth_rate']
@@ -311,6 +383,11 @@ class DenseNet(BaseModule):
             channels += num_layers * self.growth_rate
             if i < num_blocks - 1:
                 out_channels = int(channels * setting['compression'])
+                if out_channels == 0:
+                    raise ValueError(
+                        f"arch['compression'] must keep one of the {channels} channels of dense block {i}, "
+                        f'so be at least {1 / channels:.3g}, got {setting["compression"]!r}'
+                    )
                 self.transitions.append(_Transition(channels, out_channels, norm_cfg, act_cfg))
                 tap = 'act'
             else:
@@ -341,23 +418,40 @@ class DenseNet(BaseModule):
         if not isinstance(arch, dict):
             raise ValueError(f'arch must be a string, an int or a dict, got {type(arch).__name__}')
         required = {'growth_rate', 'depths', 'init_channels'}
-        allowed = required | set(cls.arch_defaults)
-        if not required <= arch.keys() or not arch.keys() <= allowed:
+        if not required <= arch.keys() or not arch.keys() <= ARCH_FIELDS.keys():
             raise ValueError(
                 f'arch dict needs the keys {sorted(required)} and may have {sorted(cls.arch_defaults)}, '
-                f'got {sorted(arch)}'
+                f'got {sorted(map(str, arch))}'
             )
-        if arch.get('stem', 'imagenet') not in ('imagenet', 'cifar'):
-            raise ValueError(f"arch['stem'] must be 'imagenet' or 'cifar', got {arch['stem']!r}")
-        return {**cls.arch_defaults, **arch}
+        setting = {**cls.arch_defaults, **arch}
+        for field, (allowed, valid) in ARCH_FIELDS.items():
+            if not valid(setting[field]):
+                raise ValueError(f'arch[{field!r}] must be {allowed}, got {setting[field]!r}')
+        ints = {field: int(setting[field]) for field in ('growth_rate', 'init_channels', 'bn_size')}
+        return {**setting, **ints, 'depths': tuple(map(int, setting['depths']))}
+
+    @staticmethod
+    def _refuse_mmpretrain_arguments(arguments: dict[str, object]) -> None:
+        for name, value in arguments.items():
+            if value is not None:
+                key = MMPRETRAIN_ARGUMENTS[name]
+                raise TypeError(
+                    f"{name} is an argument of mmpretrain's DenseNet; ours takes it in arch, as "
+                    f'arch=dict(growth_rate=..., depths=..., init_channels=..., {key}={value!r}) ({FROM_MMPRETRAIN})'
+                )
 
     @staticmethod
     def _check_out_indices(out_indices: Union[int, Sequence[int]], num_blocks: int) -> tuple[int, ...]:
-        indices = (out_indices,) if isinstance(out_indices, int) else tuple(out_indices)
+        if _is_int(out_indices):
+            indices = (out_indices,)
+        else:
+            indices = (
+                tuple(out_indices) if isinstance(out_indices, Sequence) and not isinstance(out_indices, str) else ()
+            )
         allowed = f'integers in [{-num_blocks}, {num_blocks - 1}]'
-        if not indices or not all(isinstance(i, int) and -num_blocks <= i < num_blocks for i in indices):
+        if not indices or not all(_is_int(i) and -num_blocks <= i < num_blocks for i in indices):
             raise ValueError(f'out_indices must be {allowed}, got {out_indices!r}')
-        normalised = tuple(sorted(i % num_blocks for i in indices))
+        normalised = tuple(sorted(int(i) % num_blocks for i in indices))
         if len(set(normalised)) != len(normalised):
             raise ValueError(f'out_indices must not repeat a block, got {out_indices!r}')
         return normalised

@@ -21,9 +21,14 @@ class StepResult(NamedTuple):
 
 
 def train_step(model: nn.Module, x: Tensor, amp_dtype: Optional[torch.dtype] = None) -> StepResult:
-    """A forward (under autocast if ``amp_dtype``) and a backward of a fixed random weighting of the outputs."""
+    """A forward (under autocast if ``amp_dtype``) and a backward of a fixed random weighting of the outputs.
+
+    The outputs are a sequence, or a dict taken in its order (as ``create_feature_extractor`` returns them).
+    """
     with torch.autocast(x.device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
         outputs = model(x)
+    if isinstance(outputs, dict):
+        outputs = tuple(outputs.values())
     generator = torch.Generator().manual_seed(1)
     weights = [torch.randn(o.shape, generator=generator, dtype=torch.float64).to(x.device) for o in outputs]
     sum((o.double() * w).sum() for o, w in zip(outputs, weights)).backward()

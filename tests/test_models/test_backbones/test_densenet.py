@@ -1,5 +1,6 @@
 import copy
 
+import numpy as np
 import pytest
 import torch
 from mmengine.registry import MODELS as ROOT_MODELS
@@ -8,6 +9,7 @@ from mmpretrain.registry import MODELS as MMPRETRAIN_MODELS
 from precision_checks import assert_bitwise_equal, assert_within_plain_rounding, twins
 from precision_checks import train_step as weighted_train_step
 from torch import nn
+from torchvision.models.feature_extraction import create_feature_extractor
 
 from mmdensenet.models import DenseNet
 from mmdensenet.models.backbones.densenet import BlockStrategy
@@ -196,6 +198,61 @@ def test_traced_and_compiled_graphs_never_take_the_shared_buffer(
     assert strategies == [expected] * 2
 
 
+# Taps at strides 4 to 32 on 32x32 inputs, and a CIFAR-stem net of layers without bottleneck at strides 1 to 4 on 8x8.
+GRAPH_ARCHS = [
+    (dict(growth_rate=4, depths=(1, 2, 1, 1), init_channels=8), 32),
+    (dict(growth_rate=4, depths=(2, 1, 1), init_channels=8, bn_size=0, compression=1.0, stem='cifar'), 8),
+]
+
+
+def all_taps(arch: dict, **kwargs) -> DenseNet:
+    return DenseNet(arch, out_indices=tuple(range(len(arch['depths']))), **kwargs)
+
+
+@pytest.mark.parametrize('training', [False, True])
+@pytest.mark.parametrize('memory_efficient', [False, True])
+@pytest.mark.parametrize('arch, size', GRAPH_ARCHS)
+def test_fx_graph_concatenates_and_equals_eager(
+    strategies: list, arch: dict, size: int, memory_efficient: bool, training: bool
+) -> None:
+    model = all_taps(arch, memory_efficient=memory_efficient).train(training)
+    graph = torch.fx.symbolic_trace(copy.deepcopy(model))
+    assert strategies == [CONCATENATE] * len(arch['depths'])
+    x = torch.randn(4, 3, size, size)
+    assert_bitwise_equal(weighted_train_step(model, x), weighted_train_step(graph.train(training), x))
+
+
+@pytest.mark.parametrize('training', [False, True])
+@pytest.mark.parametrize('memory_efficient', [False, True])
+@pytest.mark.parametrize('arch, size', GRAPH_ARCHS)
+def test_feature_extractor_on_feature_info_modules_equals_eager(
+    arch: dict, size: int, memory_efficient: bool, training: bool
+) -> None:
+    """torchvision's create_feature_extractor (timm's FX route to features) takes feature_info's module names."""
+    model = all_taps(arch, memory_efficient=memory_efficient)
+    names = [info['module'] for info in model.feature_info]
+    extractor = create_feature_extractor(copy.deepcopy(model), names)
+    x = torch.randn(4, 3, size, size)
+    extractor.train(training)
+    assert_bitwise_equal(weighted_train_step(model.train(training), x), weighted_train_step(extractor, x))
+    assert list(extractor(x)) == names
+
+
+@pytest.mark.filterwarnings('ignore::FutureWarning', 'ignore::torch.jit.TracerWarning')
+@pytest.mark.parametrize('memory_efficient', [False, True])
+def test_exported_and_traced_models_equal_eager(memory_efficient: bool) -> None:
+    """The export routes the README names, but ONNX (tests/test_tools/test_export_onnx.py)."""
+    arch, size = GRAPH_ARCHS[0]
+    model = all_taps(arch, memory_efficient=memory_efficient).eval()
+    example, x = torch.randn(2, 3, size, size), torch.randn(2, 3, size, size)
+    with torch.no_grad():
+        expected = model(x)
+        exported = torch.export.export(model, (example,)).module()
+        traced = torch.jit.trace(model, example)
+        torch.testing.assert_close(exported(x), expected)
+        torch.testing.assert_close(traced(x), expected)
+
+
 def test_subset_and_negative_out_indices() -> None:
     model = DenseNet(TINY, out_indices=(-1, 1)).eval()
     assert model.out_indices == (1, 3)
@@ -382,12 +439,69 @@ def test_torch_compile_matches_eager(memory_efficient: bool) -> None:
         (dict(frozen_stages=-2), 'frozen_stages'),
         (dict(drop_rate=1.0), 'drop_rate'),
         (dict(memory_efficient=True, norm_cfg=dict(type='SyncBN')), 'memory_efficient=True needs'),
+        (dict(out_indices=1.5), 'out_indices must be'),
+        (dict(out_indices=True), 'out_indices must be'),
+        (dict(frozen_stages=True), 'frozen_stages'),
+        (dict(drop_rate='0.1'), 'drop_rate must be a number in \\[0, 1\\)'),
+        (dict(drop_rate=float('nan')), 'drop_rate must be a number'),
+        (dict(norm_eval='yes'), 'norm_eval must be True or False'),
+        (dict(memory_efficient=1), 'memory_efficient must be True or False'),
     ],
 )
 def test_bad_arguments_raise_value_error(kwargs: dict, message: str) -> None:
     kwargs.setdefault('arch', TINY)
     with pytest.raises(ValueError, match=message):
         DenseNet(**kwargs)
+
+
+@pytest.mark.parametrize(
+    'field, value, allowed',
+    [
+        *[('growth_rate', value, 'a positive int') for value in (0, -12, '12', 12.5, True, None)],
+        *[
+            ('depths', value, 'a non-empty sequence of positive ints \\(the layers of each dense block\\)')
+            for value in ((0, 0, 0), (3, -1, 3), 3, (), '333', (3, 2.0, 3), (3, True), None)
+        ],
+        *[('init_channels', value, 'a positive int') for value in (0, -16, 16.0)],
+        *[('bn_size', value, 'a non-negative int \\(0 for no bottleneck\\)') for value in (-1, 1.5, '4', False)],
+        *[('compression', value, 'a number in \\(0, 1\\]') for value in (0, 1.5, -0.5, float('nan'), '0.5', True)],
+        *[('stem', value, "'imagenet' or 'cifar'") for value in ('huge', 'CIFAR', None, ['cifar'])],
+    ],
+)
+def test_every_arch_field_is_checked_naming_the_field_and_its_allowed_values(
+    field: str, value: object, allowed: str
+) -> None:
+    with pytest.raises(ValueError, match=f"^arch\\['{field}'\\] must be {allowed}, got "):
+        DenseNet(dict(TINY, **{field: value}))
+
+
+def test_arch_field_error_in_full() -> None:
+    with pytest.raises(ValueError) as error:
+        DenseNet(dict(TINY, growth_rate='12'))
+    assert str(error.value) == "arch['growth_rate'] must be a positive int, got '12'"
+
+
+def test_compression_must_keep_a_channel() -> None:
+    # The first dense block gives 16 + 8 channels; 0.04 of them rounds down to none.
+    with pytest.raises(ValueError, match=r"arch\['compression'\] must keep one of the 24 channels of dense block 0"):
+        DenseNet(dict(TINY, compression=0.04))
+    assert DenseNet(dict(TINY, compression=0.12)).transitions[0].conv.out_channels == 2
+
+
+@pytest.mark.parametrize('in_channels', [0, -3, 3.0, True, '3'])
+def test_in_channels_must_be_a_positive_int(in_channels: object) -> None:
+    with pytest.raises(ValueError, match='in_channels must be a positive int'):
+        DenseNet(TINY, in_channels=in_channels)
+
+
+def test_edge_values_of_arch_fields_build() -> None:
+    """No bottleneck, no compression, one block, one layer, numpy ints and a list of depths are all valid."""
+    model = DenseNet(dict(growth_rate=np.int64(4), depths=[1], init_channels=2, bn_size=0, compression=1)).eval()
+    assert not model.stages[0].block[0].bottleneck
+    assert model.out_channels == (6,)
+    assert model(torch.randn(1, 3, 16, 16))[0].shape == (1, 6, 4, 4)
+    model = DenseNet(dict(TINY, depths=tuple(np.array([1, 1])), compression=1.0), out_indices=np.int64(0))
+    assert model.block_channels == [24, 32] and model.out_indices == (0,)
 
 
 def test_cifar_arch_rejects_a_fourth_out_index() -> None:
