@@ -5,11 +5,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from image_helpers import write_png_claiming
 from PIL import Image
 
 from mmdensenet.errors import ToolError
 from mmdensenet.inputs import check_image_pixels, require_file
+from tests.image_helpers import write_png_claiming
 
 
 def test_require_file_takes_files_and_names_anything_else(tmp_path: Path) -> None:

@@ -3,7 +3,7 @@
 python tools/train.py CONFIG [--work-dir DIR] [--resume [CHECKPOINT]] [--cfg-options KEY=VALUE ...]
 bash tools/dist_train.sh CONFIG GPUS [ARGS]     # torchrun, one process per GPU
 
-SIGTERM or SIGINT stops training with a resumable checkpoint and exit status 75 (README: Fault tolerance).
+SIGTERM or SIGINT stops training with a resumable checkpoint and exit status 75 (docs/fault_tolerance.md).
 """
 
 import argparse

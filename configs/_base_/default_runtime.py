@@ -9,7 +9,7 @@ default_hooks = dict(
     checkpoint=dict(type='CheckpointHook', interval=1, max_keep_ckpts=3),
     sampler_seed=dict(type='DistSamplerSeedHook'),
     visualization=dict(type='VisualizationHook', enable=False),
-    # Atomic checkpoint writes, and a resumable checkpoint on SIGTERM or SIGINT (README: Fault tolerance).
+    # Atomic checkpoint writes, and a resumable checkpoint on SIGTERM or SIGINT (docs/fault_tolerance.md).
     fault_tolerance=dict(type='mmdensenet.FaultToleranceHook'),
 )
 

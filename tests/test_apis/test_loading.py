@@ -5,10 +5,10 @@ from pathlib import Path
 import pytest
 import torch
 from torch import nn
-from weight_helpers import RunsCommand
 
 from mmdensenet.apis.loading import Checkpoint, check_fits, checkpoint_source, checkpoint_to_load, unwrapped
 from mmdensenet.errors import ToolError
+from tests.weight_helpers import RunsCommand
 
 
 def small_model() -> nn.Module:

@@ -1,4 +1,4 @@
-"""The mmdetection configs of configs/detection, through mmdet's own APIs too, and the README's own-config example.
+"""The mmdetection configs of configs/detection, through mmdet's own APIs too, and the docs' own-config example.
 
 The detectors train through mmdet's own data pipeline on a tiny COCO-format dataset that the
 tests write: four images with two filled rectangles each, boxes and polygons in a json.
@@ -19,6 +19,8 @@ import numpy as np
 import pytest
 import torch
 import torchvision
+
+pytest.importorskip('mmdet', reason='mmdetection is not installed')
 from mmdet.apis import DetInferencer, inference_detector, init_detector
 from mmdet.datasets import CocoDataset
 from mmdet.registry import MODELS
@@ -29,7 +31,10 @@ from mmengine.registry import init_default_scope
 from mmengine.runner import Runner
 from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
-from weight_helpers import (
+
+from mmdensenet.models import DenseNet
+from mmdensenet.weights import load_pretrained
+from tests.weight_helpers import (
     TORCHVISION_FILES,
     assert_same_logits,
     mmpretrain_classifier,
@@ -38,9 +43,6 @@ from weight_helpers import (
     table_checkpoint_urls,
     use_download_cache,
 )
-
-from mmdensenet.models import DenseNet
-from mmdensenet.weights import load_pretrained
 
 pytestmark = pytest.mark.detection
 
@@ -344,16 +346,16 @@ def test_offline_a_torchvision_file_loads_without_conversion(
     assert_loaded_cleanly('\n'.join(mmengine_log), path)
 
 
-def readme_detection_config() -> str:
-    """The Python block of the README's section on one's own detection config."""
-    readme = (ROOT / 'README.md').read_text(encoding='utf-8')
-    section = readme.split('### Your own detection config', 1)[1]
+def documented_detection_config() -> str:
+    """The Python block of the docs' section on one's own detection config."""
+    page = (ROOT / 'docs' / 'detection_and_segmentation.md').read_text(encoding='utf-8')
+    section = page.split('## Your own detection config', 1)[1]
     return re.search(r'```python\n(.*?)```', section, re.DOTALL).group(1)
 
 
-def test_readme_config_trains_and_predicts(coco_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_own_config_trains_and_predicts(coco_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     config = tmp_path / 'retinanet_densenet_fpn_1x_tiny.py'
-    config.write_text(readme_detection_config())
+    config.write_text(documented_detection_config())
     cfg = load_config(config, coco_root, tmp_path / 'work_dir')
     checkpoint = cfg.model.backbone.init_cfg.checkpoint
     assert checkpoint == f'torchvision://densenet{cfg.model.backbone.arch}'
@@ -395,7 +397,7 @@ def test_mim_train_and_test_a_shipped_config(
     options = tiny_data_options(coco_root) | {
         'train_cfg.max_epochs': 1,
         'default_hooks.logger.interval': 1,
-        'model.backbone.init_cfg.checkpoint': str(torchvision_weights),  # the README's offline way
+        'model.backbone.init_cfg.checkpoint': str(torchvision_weights),  # the docs' offline way
         'model.test_cfg.score_thr': 0.0,  # so that the untrained detector has boxes to evaluate
     }
     train_log = run_mim('train', tmp_path / 'train', options=options)

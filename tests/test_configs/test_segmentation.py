@@ -13,15 +13,15 @@ from mmengine.optim import build_optim_wrapper
 from mmengine.registry import init_default_scope
 from mmengine.structures import PixelData
 from torch import nn
-from weight_helpers import (
+
+from mmdensenet.models import DenseNet
+from tests.weight_helpers import (
     TORCHVISION_FILES,
     assert_same_logits,
     published_layout,
     randomize_batchnorm,
     table_checkpoint_urls,
 )
-
-from mmdensenet.models import DenseNet
 
 pytest.importorskip('mmseg', reason='mmsegmentation is not installed')
 from mmseg.apis import inference_model

@@ -7,7 +7,6 @@ import cv2
 import numpy as np
 import pytest
 import torch
-from image_helpers import write_png_claiming
 from mmpretrain import ImageClassificationInferencer
 from mmpretrain.registry import TRANSFORMS
 from PIL import Image
@@ -15,6 +14,7 @@ from PIL import Image
 from mmdensenet.apis import ImageClassification, build_model, load_config
 from mmdensenet.datasets import ToGrayscale
 from mmdensenet.errors import ToolError
+from tests.image_helpers import write_png_claiming
 
 DIGITS = Path(__file__).resolve().parents[2] / 'configs' / 'digits' / 'densenet-bc-l22-k12_1xb64-16e_digits.py'
 

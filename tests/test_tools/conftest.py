@@ -1,58 +1,10 @@
-"""Fixtures for the command-line tools: a tiny ImageNet-layout folder and tiny-net configs."""
+"""Fixtures for the command-line tools: tiny-net configs over tests/conftest.py's tiny_config, a trained run."""
 
 from pathlib import Path
 
-import numpy as np
 import pytest
-from cli_helpers import REPO, assert_ok, python
-from PIL import Image
 
-NUM_CLASSES = 3
-TINY_ARCH = dict(_delete_=True, growth_rate=8, depths=(1, 2, 3, 4), init_channels=16)
-
-
-def write_imagenet_folder(root: Path, train_per_class: int = 4, val_per_class: int = 2, size: int = 32) -> Path:
-    """Writes random images in mmpretrain's ImageNet layout: {train,val}/ and meta/{train,val}.txt."""
-    rng = np.random.default_rng(0)
-    (root / 'meta').mkdir(parents=True)
-    for split, per_class in (('train', train_per_class), ('val', val_per_class)):
-        lines = []
-        for label in range(NUM_CLASSES):
-            for i in range(per_class):
-                name = f'class{label}/{split}_{i}.png'
-                (root / split / name).parent.mkdir(parents=True, exist_ok=True)
-                pixels = rng.integers(0, 256, (size, size, 3), dtype=np.uint8)
-                Image.fromarray(pixels).save(root / split / name)
-                lines.append(f'{name} {label}\n')
-        (root / 'meta' / f'{split}.txt').write_text(''.join(lines))
-    return root
-
-
-@pytest.fixture(scope='session')
-def imagenet_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return write_imagenet_folder(tmp_path_factory.mktemp('imagenet'))
-
-
-@pytest.fixture(scope='session')
-def tiny_config(tmp_path_factory: pytest.TempPathFactory, imagenet_folder: Path) -> Path:
-    """The DenseNet-121 ImageNet config with a tiny net, the tiny folder and small batches."""
-    path = tmp_path_factory.mktemp('configs') / 'tiny-densenet_2xb2_in1k.py'
-    path.write_text(
-        f"""_base_ = [{str(REPO / 'configs' / 'densenet121_4xb256_in1k.py')!r}]
-model = dict(backbone=dict(arch={TINY_ARCH!r}), head=dict(in_channels=51))
-train_dataloader = dict(
-    batch_size=2, num_workers=0, persistent_workers=False, dataset=dict(data_root={str(imagenet_folder)!r})
-)
-val_dataloader = dict(
-    batch_size=2, num_workers=0, persistent_workers=False, dataset=dict(data_root={str(imagenet_folder)!r})
-)
-test_dataloader = val_dataloader
-train_cfg = dict(max_epochs=4)
-default_hooks = dict(logger=dict(interval=1))
-randomness = dict(seed=0)
-"""
-    )
-    return path
+from tests.cli_helpers import REPO, assert_ok, python
 
 
 @pytest.fixture(scope='session')

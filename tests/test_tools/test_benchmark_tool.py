@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 import torch
-from cli_helpers import assert_one_line_error, run_tool
 from PIL import Image
+
+from tests.cli_helpers import assert_one_line_error, run_tool
 
 TOOL = 'analysis_tools/benchmark.py'
 TINY_RUN = ['--batch-size', '2', '--img-size', '32', '--warmup', '0', '--iters', '1', '--rounds', '1']

@@ -13,12 +13,14 @@ import numpy as np
 import pytest
 import torch
 import torchvision
-from cli_helpers import REPO, assert_one_line_error, run_tool
 from mmengine.logging import HistoryBuffer
 from mmengine.runner import load_checkpoint
 from PIL import Image
 from torch import nn
-from weight_helpers import (
+
+from mmdensenet.models.backbones.densenet import DenseNet
+from tests.cli_helpers import REPO, assert_one_line_error, run_tool
+from tests.weight_helpers import (
     RunsCommand,
     assert_same_logits,
     build_config_classifier,
@@ -26,8 +28,6 @@ from weight_helpers import (
     published_layout,
     randomize_batchnorm,
 )
-
-from mmdensenet.models.backbones.densenet import DenseNet
 
 ARCHS = ('121', '169', '201', '161')
 MEAN = (123.675, 116.28, 103.53)

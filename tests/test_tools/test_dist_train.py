@@ -6,9 +6,9 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
-from cli_helpers import REPO, assert_ok, assert_one_line_error, free_port, python, run
 
 from mmdensenet.analysis.curves import find_scalar_log, read_scalar_log
+from tests.cli_helpers import REPO, assert_ok, assert_one_line_error, free_port, python, run
 
 
 @pytest.fixture(scope='module')

@@ -7,9 +7,9 @@ import onnx
 import onnxruntime
 import pytest
 import torch
-from cli_helpers import REPO, assert_one_line_error, run_tool
 
 from mmdensenet.apis import build_model, load_config
+from tests.cli_helpers import REPO, assert_one_line_error, run_tool
 
 TOOL = 'deployment/export_onnx.py'
 

@@ -19,10 +19,10 @@ from typing import Optional
 
 import pytest
 import torch
-from cli_helpers import HERE, REPO, free_port
 
 from mmdensenet.engine import PREEMPTION_CHECKPOINT, STOP_EXIT_CODE
 from mmdensenet.weights import read_checkpoint
+from tests.cli_helpers import HOOKS, REPO, free_port
 
 TRAIN = REPO / 'tools' / 'train.py'
 TIMEOUT = 300  # seconds; a run on a busy 2-core machine takes well under a minute
@@ -36,7 +36,7 @@ class Run:
     """A training subprocess whose output is read as it comes."""
 
     def __init__(self, *args: object, env: Optional[dict] = None, **popen_args) -> None:
-        paths = os.pathsep.join([str(REPO), str(HERE)])
+        paths = os.pathsep.join([str(REPO), str(HOOKS)])
         self.stderr = tempfile.TemporaryFile('w+')  # noqa: SIM115 (closed by finish)
         self.process = subprocess.Popen(
             [sys.executable, str(TRAIN), *map(str, args)],

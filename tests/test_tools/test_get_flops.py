@@ -6,13 +6,13 @@ from pathlib import Path
 import pytest
 import torch
 import torch.nn as nn
-from cli_helpers import REPO, assert_one_line_error, run_tool
 from mmengine.config import Config
 from mmpretrain.registry import MODELS
 
 import mmdensenet  # noqa: F401  (registers mmdensenet.DenseNet)
 from mmdensenet.analysis.complexity import analyze_complexity, count_mmengine_flops, count_table_flops
 from mmdensenet.apis import build_model, load_config
+from tests.cli_helpers import REPO, assert_one_line_error, run_tool
 
 TOOL = 'analysis_tools/get_flops.py'
 BASE_CONFIG = REPO / 'configs' / 'densenet121_4xb256_in1k.py'

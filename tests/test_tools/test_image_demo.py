@@ -6,14 +6,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from cli_helpers import REPO, assert_one_line_error, run_tool
-from image_helpers import write_png_claiming
 from mmengine.config import Config
 from mmpretrain.datasets.categories import IMAGENET_CATEGORIES
 from mmpretrain.registry import MODELS
 from PIL import Image
 
 import mmdensenet  # noqa: F401  (registers mmdensenet.DenseNet)
+from tests.cli_helpers import REPO, assert_one_line_error, run_tool
+from tests.image_helpers import write_png_claiming
 
 TOOL = 'demo/image_demo.py'
 RANKED = [7, 3, 999, 0, 42]  # the classes the head's biases put first, in this order

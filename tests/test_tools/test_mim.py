@@ -12,12 +12,12 @@ from pathlib import Path
 
 import pytest
 import torch
-from cli_helpers import REPO, assert_ok, run
 from mmpretrain import get_model, list_models
 from mmpretrain.apis import ModelHub
 
 from mmdensenet.analysis.curves import find_scalar_log, read_scalar_log
 from mmdensenet.models import DenseNet
+from tests.cli_helpers import REPO, assert_ok, run
 
 MIM = Path(sys.executable).with_name('mim')
 ARCHS = ('121', '169', '201', '161')
@@ -148,7 +148,7 @@ def test_mmpretrains_model_hub_takes_our_index_beside_its_own(
 
 
 def test_mim_puts_its_own_traceback_below_our_line(installed: Path, tmp_path: Path) -> None:
-    """What the README says remains mim's: the tool's one line, then openmim's CalledProcessError, status 1."""
+    """What the docs say remains mim's: the tool's one line, then openmim's CalledProcessError, status 1."""
     result = run(MIM, 'train', 'mmdensenet', 'densenet121_4xb256_in1k.py', '--cfg-options', 'model.backbone.arch=122',
                  pythonpath=installed, cwd=tmp_path)  # fmt: skip
     assert result.returncode == 1

@@ -4,8 +4,9 @@ import pickle
 import sys
 from pathlib import Path
 
-from cli_helpers import assert_ok, run
 from PIL import Image
+
+from tests.cli_helpers import assert_ok, run
 
 MIM = Path(sys.executable).with_name('mim')
 

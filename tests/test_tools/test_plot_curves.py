@@ -5,13 +5,13 @@ from pathlib import Path
 
 import pytest
 import torch
-from cli_helpers import assert_one_line_error, run_tool
 from mmengine.runner import Runner
 from mmpretrain.structures import DataSample
 from PIL import Image
 from torch.utils.data import Dataset
 
 import mmdensenet  # noqa: F401  (registers mmdensenet.DenseNet)
+from tests.cli_helpers import assert_one_line_error, run_tool
 
 TOOL = 'analysis_tools/plot_curves.py'
 NUM_CLASSES = 6

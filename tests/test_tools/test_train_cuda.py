@@ -5,10 +5,10 @@ from pathlib import Path
 
 import pytest
 import torch
-from cli_helpers import REPO, assert_ok, python
 
 from mmdensenet.analysis.curves import find_scalar_log, read_scalar_log
 from mmdensenet.weights.checkpoint_io import read_checkpoint
+from tests.cli_helpers import REPO, assert_ok, python
 
 TRAIN = REPO / 'tools' / 'train.py'
 

@@ -14,15 +14,15 @@ import numpy as np
 import pytest
 import torch
 import torchvision
-from cli_helpers import REPO, assert_ok, assert_one_line_error, python
-from image_helpers import write_png_claiming
 from mmengine.config import Config
 from PIL import Image
-from weight_helpers import RunsCommand
 
 from mmdensenet.analysis.curves import find_scalar_log, read_scalar_log
 from mmdensenet.apis import build_model
 from mmdensenet.weights import read_checkpoint
+from tests.cli_helpers import REPO, assert_ok, assert_one_line_error, python
+from tests.image_helpers import write_png_claiming
+from tests.weight_helpers import RunsCommand
 
 TRAIN = REPO / 'tools' / 'train.py'
 TEST = REPO / 'tools' / 'test.py'

@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 import torch
-from weight_helpers import RunsCommand
 
 from mmdensenet.weights import CheckpointError, read_checkpoint, save_atomically, unwrap_state_dict
 from mmdensenet.weights.checkpoint_io import check_values
+from tests.weight_helpers import RunsCommand
 
 
 def test_read_returns_the_checkpoint_and_the_file_hash(tmp_path: Path) -> None:

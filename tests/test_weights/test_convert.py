@@ -8,10 +8,10 @@ import torch
 import torchvision
 import yaml
 from mmengine.runner import load_checkpoint
-from weight_helpers import REPO, assert_same_logits, build_config_classifier, logits, mmpretrain_classifier
 
 from mmdensenet.errors import ToolError
 from mmdensenet.weights import CheckpointError, from_torchvision, to_torchvision
+from tests.weight_helpers import REPO, assert_same_logits, build_config_classifier, logits, mmpretrain_classifier
 
 CHANNELS = {'121': 1024, '169': 1664, '201': 1920, '161': 2208}
 

@@ -16,7 +16,10 @@ import pytest
 import torch
 import torchvision
 from torch import Tensor, nn
-from weight_helpers import (
+
+from mmdensenet.models import DenseNet
+from mmdensenet.weights import CheckpointError, from_torchvision, load_pretrained
+from tests.weight_helpers import (
     TORCHVISION_FILES,
     RunsCommand,
     assert_same_logits,
@@ -26,9 +29,6 @@ from weight_helpers import (
     table_checkpoint_urls,
     use_download_cache,
 )
-
-from mmdensenet.models import DenseNet
-from mmdensenet.weights import CheckpointError, from_torchvision, load_pretrained
 
 TINY = dict(growth_rate=8, depths=(1, 2, 3, 4), init_channels=16)
 IMAGES = (2, 3, 64, 64)
@@ -115,6 +115,12 @@ def assert_same_features(backbone: DenseNet, expected: Callable[[Tensor], Tensor
     assert_same_logits(ours, theirs)
 
 
+def assert_refused(path: Path, message: str, **pretrained) -> None:
+    """Loading ``path`` raises a CheckpointError: the path, then ``message``."""
+    with pytest.raises(CheckpointError, match=re.escape(f'{path} {message}')):
+        pretrained_backbone(path, **pretrained)
+
+
 @pytest.fixture
 def hub_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     """The folder where mmengine's http loader caches downloads, in a fresh TORCH_HOME; emptied afterwards."""
@@ -177,11 +183,10 @@ def test_a_file_that_is_not_densenet_is_refused_by_name(tmp_path: Path) -> None:
     path = tmp_path / 'resnet18.pth'
     torch.save(torchvision.models.resnet18().state_dict(), path)
     message = (
-        f"{path} (unrecognised, with keys such as 'conv1.weight', 'bn1.weight', 'bn1.bias'): it holds none of the "
+        "(unrecognised, with keys such as 'conv1.weight', 'bn1.weight', 'bn1.bias'): it holds none of the "
         'tensors of the backbone (dense blocks of 1-2-3-4 layers), such as stem.0.weight, stem.1.weight, stem.1.bias'
     )
-    with pytest.raises(CheckpointError, match=re.escape(message)):
-        pretrained_backbone(path, prefix='backbone.')
+    assert_refused(path, message, prefix='backbone.')
 
 
 def test_missing_tensors_are_named_as_the_file_names_them(tmp_path: Path) -> None:
@@ -191,43 +196,38 @@ def test_missing_tensors_are_named_as_the_file_names_them(tmp_path: Path) -> Non
     path = tmp_path / 'damaged.pth'
     torch.save(state_dict, path)
     message = (
-        f'{path} (torchvision DenseNet with the published names (norm.1, conv.1)): missing tensors '
+        '(torchvision DenseNet with the published names (norm.1, conv.1)): missing tensors '
         'features.norm0.weight, features.denseblock2.denselayer2.conv2.weight, features.norm5.bias of the backbone'
     )
-    with pytest.raises(CheckpointError, match=re.escape(message)):
-        pretrained_backbone(path)
+    assert_refused(path, message)
 
     backbone = {f'backbone.{key}': value for key, value in DenseNet(TINY).state_dict().items()}
     del backbone['backbone.stages.3.block.3.conv2.weight']
     torch.save({'state_dict': backbone}, path)
     message = (
-        f'{path} (classifier or detector (backbone.*)): '
-        'missing tensor backbone.stages.3.block.3.conv2.weight of the backbone'
+        '(classifier or detector (backbone.*)): missing tensor backbone.stages.3.block.3.conv2.weight of the backbone'
     )
-    with pytest.raises(CheckpointError, match=re.escape(message)):
-        pretrained_backbone(path, prefix='backbone.')
+    assert_refused(path, message, prefix='backbone.')
 
 
 def test_a_wrong_arch_is_refused(tmp_path: Path) -> None:
     path = tmp_path / TORCHVISION_FILES['169']
     torch.save(published_layout(torchvision.models.densenet169().state_dict()), path)
     message = (
-        f'{path} (torchvision DenseNet with the published names (norm.1, conv.1)): it holds DenseNet-169, dense '
+        '(torchvision DenseNet with the published names (norm.1, conv.1)): it holds DenseNet-169, dense '
         'blocks of 6-12-32-32 layers, but the backbone is DenseNet-121, dense blocks of 6-12-24-16 layers'
     )
-    with pytest.raises(CheckpointError, match=re.escape(message)):
-        pretrained_backbone(path, arch='121', prefix='backbone.')
+    assert_refused(path, message, arch='121', prefix='backbone.')
 
 
 def test_a_wrong_shape_is_refused(tmp_path: Path) -> None:
     path = tmp_path / 'growth12.pth'
     torch.save(torchvision_densenet(growth_rate=12).state_dict(), path)
     message = (
-        f'{path} (torchvision DenseNet): features.denseblock1.denselayer1.conv1.weight has shape (48, 16, 1, 1), '
+        '(torchvision DenseNet): features.denseblock1.denselayer1.conv1.weight has shape (48, 16, 1, 1), '
         'the backbone (dense blocks of 1-2-3-4 layers) needs (32, 16, 1, 1)'
     )
-    with pytest.raises(CheckpointError, match=re.escape(message)):
-        pretrained_backbone(path)
+    assert_refused(path, message)
 
 
 def test_damaged_values_are_refused_by_their_name_in_the_file(tmp_path: Path) -> None:

@@ -1,84 +1,41 @@
 """Runner checkpoints load weights-only once mmdensenet is imported; code in a checkpoint never runs."""
 
 import io
-import os
 import pickle
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 from mmengine.logging import HistoryBuffer
-from PIL import Image
-from weight_helpers import REPO, RunsCommand
 
 from mmdensenet.weights.safe_globals import history_buffer_statistic
+from tests.cli_helpers import NUM_CLASSES, REPO, python
+from tests.weight_helpers import RunsCommand
 
-EPOCH_ITERS = 2  # 4 training images, batch 2
-
-
-def run(*args: object) -> subprocess.CompletedProcess:
-    env = {**os.environ, 'PYTHONPATH': os.pathsep.join(filter(None, [str(REPO), os.environ.get('PYTHONPATH')]))}
-    return subprocess.run(
-        [sys.executable, *map(str, args)], cwd=REPO, env=env, capture_output=True, text=True, timeout=300
-    )
+EPOCH_ITERS = NUM_CLASSES * 4 // 2  # tests/conftest.py's tiny_config: 4 training images a class, batch 2
 
 
 def train(config: Path, *args: object) -> subprocess.CompletedProcess:
-    return run(REPO / 'tools' / 'train.py', config, *args)
+    return python(REPO / 'tools' / 'train.py', config, *args)
 
 
 @pytest.fixture(scope='module')
-def tiny_config(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """configs/densenet121_4xb256_in1k.py with a tiny net on a folder of 32-pixel images."""
-    root = tmp_path_factory.mktemp('run')
-    rng = np.random.default_rng(0)
-    for label in ('cat', 'dog'):
-        (root / 'images' / label).mkdir(parents=True)
-        for i in range(2):
-            pixels = rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)
-            Image.fromarray(pixels).save(root / 'images' / label / f'{i}.png')
-    config = root / 'tiny.py'
-    config.write_text(
-        f"""_base_ = [{str(REPO / 'configs' / 'densenet121_4xb256_in1k.py')!r}]
-model = dict(
-    backbone=dict(arch=dict(_delete_=True, growth_rate=8, depths=(1, 2, 3, 4), init_channels=16)),
-    head=dict(in_channels=51),
-)
-dataset = dict(
-    _delete_=True,
-    type='CustomDataset',
-    data_root={str(root / 'images')!r},
-    pipeline=[dict(type='LoadImageFromFile'), dict(type='PackInputs')],
-)
-train_dataloader = dict(batch_size=2, num_workers=0, persistent_workers=False, dataset=dataset)
-val_dataloader = dict(batch_size=2, num_workers=0, persistent_workers=False, dataset=dataset)
-test_dataloader = val_dataloader
-train_cfg = dict(max_epochs=1)
-default_hooks = dict(logger=dict(interval=1))
-randomness = dict(seed=0)
-"""
-    )
-    return config
-
-
-@pytest.fixture(scope='module')
-def first_epoch(tiny_config: Path) -> Path:
+def first_epoch(tiny_config: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A work dir after one epoch of a real run of tools/train.py."""
-    work_dir = tiny_config.parent / 'work'
-    result = train(tiny_config, '--work-dir', work_dir)
+    work_dir = tmp_path_factory.mktemp('work')
+    result = train(tiny_config, '--work-dir', work_dir, '--cfg-options', 'train_cfg.max_epochs=1')
     assert result.returncode == 0, result.stderr[-3000:]
     return work_dir
 
 
 def test_runner_checkpoints_need_the_allowlist(first_epoch: Path) -> None:
     checkpoint = first_epoch / 'epoch_1.pth'
-    without = run('-c', f'import torch; torch.load({str(checkpoint)!r})')
+    without = python('-c', f'import torch; torch.load({str(checkpoint)!r})')
     assert without.returncode != 0 and 'HistoryBuffer' in without.stderr
-    with_mmdensenet = run('-c', f'import mmdensenet, torch; print(torch.load({str(checkpoint)!r})["meta"]["epoch"])')
+    with_mmdensenet = python('-c', f'import mmdensenet, torch; print(torch.load({str(checkpoint)!r})["meta"]["epoch"])')
     assert with_mmdensenet.returncode == 0, with_mmdensenet.stderr
     assert with_mmdensenet.stdout.strip() == '1'
 
@@ -96,7 +53,7 @@ def test_resume_continues_with_the_logged_history(first_epoch: Path, tiny_config
 
 
 def test_testing_a_trained_checkpoint(first_epoch: Path, tiny_config: Path, tmp_path: Path) -> None:
-    result = run(REPO / 'tools' / 'test.py', tiny_config, first_epoch / 'epoch_1.pth', '--work-dir', tmp_path)
+    result = python(REPO / 'tools' / 'test.py', tiny_config, first_epoch / 'epoch_1.pth', '--work-dir', tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     assert 'accuracy/top1' in result.stdout + result.stderr
 
@@ -105,7 +62,7 @@ def test_code_in_a_checkpoint_never_runs(tiny_config: Path, tmp_path: Path) -> N
     marker = tmp_path / 'code_ran'
     malicious = tmp_path / 'epoch_1.pth'
     torch.save({'state_dict': {}, 'meta': {'epoch': 1}, 'payload': RunsCommand(f'touch {marker}')}, malicious)
-    tested = run(REPO / 'tools' / 'test.py', tiny_config, malicious, '--work-dir', tmp_path / 'work')
+    tested = python(REPO / 'tools' / 'test.py', tiny_config, malicious, '--work-dir', tmp_path / 'work')
     assert tested.returncode != 0
     assert 'GLOBAL posix.system' in tested.stderr
     assert not marker.exists()

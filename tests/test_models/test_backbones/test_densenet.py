@@ -6,14 +6,14 @@ import torch
 from mmengine.registry import MODELS as ROOT_MODELS
 from mmpretrain.models.backbones import DenseNet as MMPretrainDenseNet
 from mmpretrain.registry import MODELS as MMPRETRAIN_MODELS
-from precision_checks import assert_bitwise_equal, assert_within_plain_rounding, twins
-from precision_checks import train_step as weighted_train_step
 from torch import nn
 from torchvision.models.feature_extraction import create_feature_extractor
 
 from mmdensenet.models import DenseNet
 from mmdensenet.models.backbones.densenet import BlockStrategy
 from mmdensenet.registry import MODELS
+from tests.test_models.test_backbones.precision_checks import assert_bitwise_equal, assert_within_plain_rounding, twins
+from tests.test_models.test_backbones.precision_checks import train_step as weighted_train_step
 
 TINY = dict(growth_rate=8, depths=(1, 2, 3, 4), init_channels=16)  # taps: 24, 28, 38, 51 channels
 
@@ -241,7 +241,7 @@ def test_feature_extractor_on_feature_info_modules_equals_eager(
 @pytest.mark.filterwarnings('ignore::FutureWarning', 'ignore::torch.jit.TracerWarning')
 @pytest.mark.parametrize('memory_efficient', [False, True])
 def test_exported_and_traced_models_equal_eager(memory_efficient: bool) -> None:
-    """The export routes the README names, but ONNX (tests/test_tools/test_export_onnx.py)."""
+    """The export routes docs/export.md names, but ONNX (tests/test_tools/test_export_onnx.py)."""
     arch, size = GRAPH_ARCHS[0]
     model = all_taps(arch, memory_efficient=memory_efficient).eval()
     example, x = torch.randn(2, 3, size, size), torch.randn(2, 3, size, size)

@@ -11,10 +11,10 @@ from typing import Optional
 
 import pytest
 import torch
-from precision_checks import assert_within_plain_rounding, train_step, twins
 
 from mmdensenet.models import DenseNet
 from mmdensenet.models.backbones.densenet import BlockStrategy
+from tests.test_models.test_backbones.precision_checks import assert_within_plain_rounding, train_step, twins
 
 pytestmark = [pytest.mark.cuda, pytest.mark.skipif(not torch.cuda.is_available(), reason='needs a CUDA GPU')]
 

@@ -1,4 +1,4 @@
-"""The README's demo: scikit-learn's digits written once as an image folder, then a DenseNet trained on it."""
+"""The quick start's demo: scikit-learn's digits written once as an image folder, then a DenseNet trained on it."""
 
 import importlib.util
 import re
@@ -7,10 +7,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from cli_helpers import REPO, assert_ok, assert_one_line_error, python
 from PIL import Image
 
 from mmdensenet.analysis.curves import find_scalar_log, read_scalar_log
+from tests.cli_helpers import REPO, assert_ok, assert_one_line_error, python
 
 SCRIPT = REPO / 'tools' / 'demo' / 'train_digits.py'
 
