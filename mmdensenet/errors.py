@@ -1,12 +1,19 @@
-"""The user's mistakes: one error type, reported by the tools as one line without a traceback."""
+"""The user's mistakes: one error type, reported by the tools as one line without a traceback.
+
+``mmdensenet.cli.tool.run_cli`` prints it; with ``MMDENSENET_TRACEBACK=1`` it keeps its traceback, and
+so does the error it was raised from, for when the fault may be code's rather than the config's.
+"""
 
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 
-class ToolError(ValueError):
-    """An error in the user's input, reported as one line without a traceback."""
+class ToolError(Exception):
+    """An error in the user's input, reported as one line without a traceback.
+
+    Not a ``ValueError``: code that catches those (mmengine's, a plugin's) must not take it for its own.
+    """
 
 
 # How torch's DataLoader re-raises the error of a worker process: its type, with the worker's traceback as message.

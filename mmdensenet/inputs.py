@@ -15,17 +15,25 @@ PathLike = Union[str, Path]
 OTHER_KINDS = ((stat.S_ISDIR, 'a folder'), (stat.S_ISFIFO, 'a named pipe'), (stat.S_ISSOCK, 'a socket'))
 
 
+def file_kind(path: Path) -> str:
+    """What ``path`` names (through links): 'a file' (a regular one), 'a folder', 'a named pipe', 'a socket' or
+    'a device'; an ``OSError`` where it names nothing or cannot be looked at."""
+    mode = path.stat().st_mode
+    if stat.S_ISREG(mode):
+        return 'a file'
+    return next((name for is_kind, name in OTHER_KINDS if is_kind(mode)), 'a device')
+
+
 def require_file(path: PathLike, what: str) -> Path:
     """``path`` if it names a regular file (through links); else a ``ToolError`` naming it as ``what``."""
     path = Path(path)
     try:
-        mode = path.stat().st_mode
+        kind = file_kind(path)
     except OSError as error:
         if isinstance(error, (FileNotFoundError, NotADirectoryError)):
             raise ToolError(f'{what} not found: {path}') from None
         raise ToolError(f'cannot read {what} {path}: {error.strerror}') from None
-    if not stat.S_ISREG(mode):
-        kind = next((name for is_kind, name in OTHER_KINDS if is_kind(mode)), 'a device')
+    if kind != 'a file':
         raise ToolError(f'{what} {path} is {kind}, not a file; give the path of a file')
     return path
 

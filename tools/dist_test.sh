@@ -4,6 +4,6 @@
 #   bash tools/dist_test.sh CONFIG CHECKPOINT GPUS [tools/test.py ARGS]
 #
 # Several nodes: run it on each with NNODES, NODE_RANK and MASTER_ADDR set (and the same PORT).
-# mmdensenet.apis.launch checks the arguments and runs torchrun.
+# mmdensenet.cli.launch checks the arguments and runs torchrun.
 tools=$(dirname "$0")
-PYTHONPATH="$tools/..${PYTHONPATH:+:$PYTHONPATH}" exec python -m mmdensenet.apis.launch "$tools/test.py" "$@"
+PYTHONPATH="$tools/..${PYTHONPATH:+:$PYTHONPATH}" exec python -m mmdensenet.cli.launch "$tools/test.py" "$@"

@@ -6,8 +6,8 @@ bash tools/dist_test.sh CONFIG CHECKPOINT GPUS [ARGS]     # torchrun, one proces
 
 import argparse
 
-from mmdensenet.apis import evaluate, parse_runner_args
-from mmdensenet.cli import ArgumentParser, run_cli
+from mmdensenet.apis import evaluate
+from mmdensenet.cli import ArgumentParser, parse_runner_args, run_cli
 
 
 def parse_args() -> argparse.Namespace:

@@ -8,8 +8,8 @@ SIGTERM or SIGINT stops training with a resumable checkpoint and exit status 75 
 
 import argparse
 
-from mmdensenet.apis import parse_runner_args, train
-from mmdensenet.cli import ArgumentParser, run_cli
+from mmdensenet.apis import train
+from mmdensenet.cli import ArgumentParser, parse_runner_args, run_cli
 
 
 def parse_args() -> argparse.Namespace:

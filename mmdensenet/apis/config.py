@@ -20,6 +20,8 @@ RUNNER_SETTINGS = {
     *('find_unused_parameters', 'sync_bn', 'runner_type', 'custom_imports', 'tta_model', 'tta_pipeline'),
 }
 
+DATALOADERS = ('train_dataloader', 'val_dataloader', 'test_dataloader')
+
 
 def config_paths(value: Any, path: str) -> Iterator[tuple[str, Any]]:
     """``value`` and everything inside it, each with its key path, e.g. ``('model.backbone.arch', 121)``."""
@@ -68,3 +70,34 @@ def load_config(config: Union[str, Path], cfg_options: Optional[dict] = None, wo
     elif cfg.get('work_dir') is None:
         cfg.work_dir = str(Path('work_dirs') / Path(config).stem)
     return cfg
+
+
+def setting(cfg: Config, key: str) -> Any:
+    """The value of the dotted ``key`` in ``cfg``, or None where it is not set."""
+    top, *parts = key.split('.')
+    value = cfg.get(top)
+    for part in parts:
+        value = value.get(part) if isinstance(value, dict) else None
+    return value
+
+
+def check_whole_numbers(cfg: Config, settings: dict[str, int]) -> None:
+    """Refuses a setting that is not a whole number of at least the least value ``settings`` give it."""
+    for key, least in settings.items():
+        value = setting(cfg, key)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < least):
+            raise ToolError(f'{key} must be a whole number of at least {least}, got {value!r}')
+
+
+def require_keys(cfg: Config, keys: tuple[str, ...], job: str) -> None:
+    """Refuses a config that sets none of ``keys``, which ``job`` (e.g. 'train') needs."""
+    missing = [key for key in keys if cfg.get(key) is None]
+    if missing:
+        raise ToolError(f'{cfg.filename} cannot {job}: it sets no {", ".join(missing)}')
+
+
+def set_dataloaders(cfg: Config, **settings: bool) -> None:
+    """Sets ``settings`` (e.g. ``pin_memory=False``) on each dataloader the config has."""
+    for loader in DATALOADERS:
+        if cfg.get(loader) is not None:
+            cfg[loader].update(settings)

@@ -24,7 +24,7 @@ from ..errors import ToolError, reraise_as_tool_error
 from ..inputs import check_image_pixels, require_file
 from ..outputs import atomic_output, require_png
 from .config import load_config
-from .model import DEFAULT_SCOPE, init_model
+from .model import DEFAULT_SCOPE, init_model, net_stride
 
 LOADING_TRANSFORMS = ('LoadImageFromFile', 'mmpretrain.LoadImageFromFile', 'mmdensenet.LoadImageFromFile')
 
@@ -88,7 +88,7 @@ class ImageClassification:
 
     def _too_small(self, inputs: torch.Tensor, name: str) -> Optional[ToolError]:
         """Why the model failed on ``inputs``, if they are smaller than its backbone's largest stride."""
-        stride = max(getattr(getattr(self.model, 'backbone', None), 'block_strides', [1]))
+        stride = net_stride(self.model)
         height, width = inputs.shape[-2:]
         if min(height, width) >= stride:
             return None

@@ -12,6 +12,7 @@ from mmengine.config import Config
 
 from ..errors import ToolError, reraise_as_tool_error
 from .inference import build_test_pipeline
+from .model import net_stride
 
 # Two blank images of different shapes: a pipeline that fixes the size gives both the same one.
 _PROBES = ((480, 640), (640, 480))
@@ -30,12 +31,6 @@ def pipeline_image_size(cfg: Config) -> Optional[tuple[int, int]]:
             packed = pipeline(dict(img=np.zeros((height, width, 3), np.uint8), img_shape=(height, width)))
             sizes.add(tuple(packed['inputs'].shape[-2:]))
     return sizes.pop() if len(sizes) == 1 else None
-
-
-def net_stride(model: nn.Module) -> int:
-    """The largest ``reduction`` in the backbone's ``feature_info`` (timm's format); 1 without one."""
-    feature_info = getattr(getattr(model, 'backbone', model), 'feature_info', None) or []
-    return max((info['reduction'] for info in feature_info), default=1)
 
 
 def input_shape(

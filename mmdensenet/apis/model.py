@@ -7,12 +7,13 @@ from typing import Any, Union
 
 import torch.nn as nn
 from mmengine.config import Config
+from mmengine.model import BaseTTAModel, is_model_wrapper
 from mmengine.registry import MODELS, DefaultScope
 
 from ..errors import ToolError, reraise_as_tool_error
 from ..models.backbones.densenet import FROM_MMPRETRAIN, DenseNet
+from ..weights.checkpoint_io import load_weights
 from .config import config_paths, is_registered, load_config
-from .loading import load_weights
 
 DEFAULT_SCOPE = 'mmpretrain'
 # The model settings that mmcv's layer builders read, with examples of the types they take.
@@ -51,6 +52,13 @@ def build_model(cfg: Config) -> nn.Module:
         return MODELS.build(model_cfg)
 
 
+def unwrapped(model: nn.Module) -> nn.Module:
+    """The model that mmengine loads a checkpoint into: inside DDP and test-time-augmentation wrappers."""
+    while is_model_wrapper(model) or isinstance(model, BaseTTAModel):
+        model = model.module
+    return model
+
+
 def check_channels(model: nn.Module) -> None:
     """Refuses a head or neck that takes other channels than the backbone gives.
 
@@ -78,6 +86,12 @@ def check_channels(model: nn.Module) -> None:
             f'model.head: in_channels is {width}, but the backbone gives {channels[-1]} '
             f'(its out_channels are {list(channels)})'
         )
+
+
+def net_stride(model: nn.Module) -> int:
+    """The largest ``reduction`` in the backbone's ``feature_info`` (timm's format); 1 without one."""
+    feature_info = getattr(getattr(model, 'backbone', model), 'feature_info', None) or []
+    return max((info['reduction'] for info in feature_info), default=1)
 
 
 def init_model(

@@ -2,15 +2,14 @@
 
 import logging
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Optional, Union
 
 from mmengine.logging import print_log
 
-from ..errors import ToolError
 from ..outputs import atomic_output, remove_leftovers
-from ..weights import CheckpointError, read_checkpoint
+from ..weights.checkpoint_io import CheckpointError, check_resumable, read_checkpoint
 
 # What FaultToleranceHook saves when a signal stops training.
 PREEMPTION_CHECKPOINT = 'preempted.pth'
@@ -26,7 +25,7 @@ def atomic_save_checkpoint(
     """Runs ``Runner.save_checkpoint`` through a temporary file that is flushed to disk, then renamed.
 
     A kill at any moment leaves either the previous file or the complete new one under
-    ``filename``. A failed write (a full disk, a read-only folder) is one ``ToolError`` and leaves
+    ``filename``. A failed write (a full disk, a read-only folder) is one ``CheckpointError`` and leaves
     no file behind. Remote folders (``s3://...``) and explicit file backends are passed through.
 
     Args:
@@ -45,7 +44,7 @@ def atomic_save_checkpoint(
         with atomic_output(path) as temporary:
             save(out_dir, temporary.name, **kwargs)
     except OSError as error:
-        raise ToolError(f'cannot save checkpoint {path}: {error.strerror or error}') from error
+        raise CheckpointError(f'cannot save checkpoint {path}: {error.strerror or error}') from error
 
 
 def write_last_checkpoint(work_dir: Union[str, Path], checkpoint: str) -> None:
@@ -75,19 +74,6 @@ def resumable_candidates(work_dir: Union[str, Path]) -> list[Path]:
     return sorted(paths, key=lambda p: (p.stat().st_mtime_ns, p.name), reverse=True)
 
 
-def holds_training_state(checkpoint: Any) -> bool:
-    """Whether a loaded checkpoint has what resuming restores: the weights, and the epoch and iteration reached."""
-    meta = checkpoint.get('meta') if isinstance(checkpoint, Mapping) else None
-    return isinstance(meta, Mapping) and {'epoch', 'iter'} <= meta.keys() and 'state_dict' in checkpoint
-
-
-def check_resumable(path: Path) -> None:
-    """Reads ``path`` (weights only); raises ``CheckpointError`` unless a run can resume from it."""
-    checkpoint, _ = read_checkpoint(str(path))
-    if not holds_training_state(checkpoint):
-        raise CheckpointError(f'{path} is not a training checkpoint: it has no epoch and iteration to resume from')
-
-
 def find_resumable_checkpoint(work_dir: Union[str, Path]) -> Optional[str]:
     """The newest checkpoint in ``work_dir`` that reads correctly, or None if the work dir has none.
 
@@ -101,10 +87,12 @@ def find_resumable_checkpoint(work_dir: Union[str, Path]) -> Optional[str]:
     errors = []
     for path in candidates:
         try:
-            check_resumable(path)
+            check_resumable(read_checkpoint(str(path))[0], str(path))
         except CheckpointError as error:
             errors.append(error)
             print_log(f'{error}; trying an older checkpoint', logger='current', level=logging.WARNING)
             continue
         return str(path)
-    raise ToolError(f'none of the {len(candidates)} checkpoints in {work_dir} can be resumed from; newest: {errors[0]}')
+    raise CheckpointError(
+        f'none of the {len(candidates)} checkpoints in {work_dir} can be resumed from; newest: {errors[0]}'
+    )

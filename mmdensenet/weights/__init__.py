@@ -1,4 +1,4 @@
-"""Weights in and out: torchvision conversion, pretrained backbones, and checkpoint files downloaded and read safely.
+"""Weights in and out: checkpoint files (checkpoint_io, their one home), torchvision conversion, pretrained backbones.
 
 Importing it allowlists the harmless classes of mmengine's own checkpoints for torch's
 weights-only loading (see :mod:`.safe_globals`).

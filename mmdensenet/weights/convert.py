@@ -4,7 +4,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
-from mmdensenet.inputs import require_file
 from mmdensenet.outputs import check_output
 from mmdensenet.version import __version__
 
@@ -12,6 +11,7 @@ from .checkpoint_io import (
     CheckpointError,
     StateDict,
     errors_about,
+    local_checkpoint,
     read_checkpoint,
     save_atomically,
     unwrap_state_dict,
@@ -36,10 +36,9 @@ class Conversion:
 
 
 def _read(src: str, dst: str) -> tuple[StateDict, str]:
-    """The state dict in ``src`` and the file's sha256, after refusing a ``dst`` over it and a ``src`` that is
-    not a regular file (reading a named pipe would block)."""
+    """The state dict in ``src`` (a file or an http(s) URL) and the file's sha256, after refusing a ``dst`` over it."""
     check_output(dst, src)
-    checkpoint, sha256 = read_checkpoint(str(require_file(src, 'checkpoint')))
+    checkpoint, sha256 = read_checkpoint(local_checkpoint(src))
     return unwrap_state_dict(checkpoint, src), sha256
 
 
@@ -58,7 +57,7 @@ def from_torchvision(src: str, dst: str, arch: Optional[str] = None) -> Conversi
         renamed = {to_our_key(key): tensor for key, tensor in torchvision_state.items()}
         found = detect_arch(renamed)
         _check_arch(found, arch)
-        state_dict = check_state_dict(renamed, found, display_key=to_torchvision_key)
+    state_dict = check_state_dict(renamed, found, src, display_key=to_torchvision_key)
     meta = dict(
         arch=found,
         converted_from='torchvision',
@@ -79,7 +78,7 @@ def to_torchvision(src: str, dst: str, arch: Optional[str] = None) -> Conversion
     with errors_about(src):
         found = detect_arch(state_dict)
         _check_arch(found, arch)
-        checked = check_state_dict(state_dict, found)
+    checked = check_state_dict(state_dict, found, src)
     torchvision_state = {to_torchvision_key(key): tensor for key, tensor in checked.items()}
     sha256 = save_atomically(torchvision_state, dst)
     return Conversion(found, len(torchvision_state), len(checked) - len(state_dict), dst, sha256)

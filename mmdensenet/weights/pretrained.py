@@ -18,27 +18,22 @@ from mmengine.runner.checkpoint import get_torchvision_models
 from torch import nn
 
 from .checkpoint_io import (
+    BACKBONE_PREFIX,
     DATA_PARALLEL_PREFIX,
     CheckpointError,
     StateDict,
+    cached_download,
+    check_fit,
     errors_about,
+    is_url,
+    name_some,
     read_checkpoint,
     unwrap_state_dict,
 )
-from .download import cached_download, is_url
-from .torchvision_keys import (
-    OLD_LAYER_KEY,
-    block_depths,
-    check_tensors,
-    describe_depths,
-    to_our_key,
-    to_torchvision_key,
-)
+from .torchvision_keys import OLD_LAYER_KEY, block_depths, describe_depths, to_our_key, to_torchvision_key
 
 TORCHVISION_SCHEME = 'torchvision://'
-BACKBONE_PREFIX = 'backbone.'
 BACKBONE_MODULES = ('stem.', 'stages.', 'transitions.')
-KEYS_SHOWN = 3  # keys of an unrecognised checkpoint that an error names
 
 InitCfg = Optional[Union[dict, list[dict]]]
 
@@ -144,8 +139,7 @@ def find_backbone(state_dict: StateDict, prefix: Optional[str], meta: Mapping[st
         )
     if _carries(state_dict, BACKBONE_MODULES):
         return Found(f'backbone (stem.*, stages.*, transitions.*){where}', state_dict, lambda key: outer + key)
-    keys = ', '.join(map(repr, list(state_dict)[:KEYS_SHOWN]))
-    return Found(f'unrecognised, with keys such as {keys}', state_dict, str)
+    return Found(f'unrecognised, with keys such as {name_some(list(state_dict), repr)}', state_dict, str)
 
 
 def load_pretrained(backbone: nn.Module, checkpoint: str, prefix: Optional[str] = None) -> str:
@@ -174,14 +168,15 @@ def load_pretrained(backbone: nn.Module, checkpoint: str, prefix: Optional[str] 
     expected = backbone.state_dict()
     depths = block_depths(expected)
     owner = f'the backbone ({describe_depths(depths)})'
-    with errors_about(f'{checkpoint} ({found.layout})'):
+    source = f'{checkpoint} ({found.layout})'
+    with errors_about(source):
         if not found.tensors.keys() & expected.keys():
-            first = ', '.join(map(found.name_in_file, list(expected)[:KEYS_SHOWN]))
+            first = name_some(list(expected), found.name_in_file)
             raise CheckpointError(f'it holds none of the tensors of {owner}, such as {first}')
         if block_depths(found.tensors) != depths:
             found_depths = describe_depths(block_depths(found.tensors))
             raise CheckpointError(f'it holds {found_depths}, but the backbone is {describe_depths(depths)}')
-        checked = check_tensors(found.tensors, expected, owner, found.name_in_file)
+    checked = check_fit(found.tensors, expected, source, owner, found.name_in_file)
     backbone.load_state_dict(checked, strict=True)
     print_log(f'loaded all {len(checked)} tensors of the backbone from {checkpoint} ({found.layout})', logger='current')
     return found.layout

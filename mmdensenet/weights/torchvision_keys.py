@@ -9,34 +9,31 @@ Ours (mmpretrain's, as in its model zoo): ``backbone.stem.{0,1}``,
 """
 
 import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable
 from functools import cache
 from typing import Optional
 
 import torch
-from torch import Tensor
 
 from mmdensenet.models.backbones.densenet import DenseNet
 
-from .checkpoint_io import CheckpointError, StateDict, check_values
+from .checkpoint_io import BACKBONE_PREFIX, DATA_PARALLEL_PREFIX, CheckpointError, StateDict, check_fit
 
 TORCHVISION_ARCHS = ('121', '169', '201', '161')
 # (torchvision module, our module); every {field} counts from 1 in torchvision and from 0 here.
 # First match wins, so the final norm comes before the transitions it would otherwise match.
 MODULE_PAIRS = (
-    ('features.conv0', 'backbone.stem.0'),
-    ('features.norm0', 'backbone.stem.1'),
-    ('features.denseblock{block}.denselayer{layer}', 'backbone.stages.{block}.block.{layer}'),
-    ('features.norm5', 'backbone.transitions.3.0'),
-    ('features.transition{index}', 'backbone.transitions.{index}'),
+    ('features.conv0', f'{BACKBONE_PREFIX}stem.0'),
+    ('features.norm0', f'{BACKBONE_PREFIX}stem.1'),
+    ('features.denseblock{block}.denselayer{layer}', f'{BACKBONE_PREFIX}stages.{{block}}.block.{{layer}}'),
+    ('features.norm5', f'{BACKBONE_PREFIX}transitions.3.0'),
+    ('features.transition{index}', f'{BACKBONE_PREFIX}transitions.{{index}}'),
     ('classifier', 'head.fc'),
 )
 # torchvision files published before 0.3 name a layer's modules norm.1, conv.1, norm.2, conv.2.
 OLD_LAYER_KEY = re.compile(r'(\.denselayer\d+\.(?:norm|conv))\.([12])\.')
 # A dense layer's key in our classifier (backbone.stages...) or in a bare backbone (stages...).
-LAYER_KEY = re.compile(r'(?:backbone\.)?stages\.(\d+)\.block\.(\d+)\.')
-BATCHES_TRACKED = 'num_batches_tracked'
-MISSING_SHOWN = 3  # missing tensors an error names
+LAYER_KEY = re.compile(rf'(?:{re.escape(BACKBONE_PREFIX)})?stages\.(\d+)\.block\.(\d+)\.')
 
 
 @cache
@@ -59,7 +56,8 @@ def _rename(key: str, from_torchvision: bool) -> str:
 
 def to_our_key(torchvision_key: str) -> str:
     """Our name of a tensor of torchvision's DenseNet (either of its key layouts)."""
-    return _rename(OLD_LAYER_KEY.sub(r'\1\2.', torchvision_key.removeprefix('module.')), from_torchvision=True)
+    key = OLD_LAYER_KEY.sub(r'\1\2.', torchvision_key.removeprefix(DATA_PARALLEL_PREFIX))
+    return _rename(key, from_torchvision=True)
 
 
 def to_torchvision_key(our_key: str) -> str:
@@ -104,41 +102,12 @@ def expected_tensors(arch: str, num_classes: int) -> StateDict:
         backbone = DenseNet(arch)
         channels = backbone.feature_info[-1]['num_chs']
         head = {'head.fc.weight': torch.empty(num_classes, channels), 'head.fc.bias': torch.empty(num_classes)}
-    return {**{f'backbone.{key}': tensor for key, tensor in backbone.state_dict().items()}, **head}
+    return {**{f'{BACKBONE_PREFIX}{key}': tensor for key, tensor in backbone.state_dict().items()}, **head}
 
 
-def check_tensors(
-    state_dict: StateDict, expected: Mapping[str, Tensor], owner: str, display_key: Callable[[str], str] = str
+def check_state_dict(
+    state_dict: StateDict, arch: str, source: str, display_key: Callable[[str], str] = str
 ) -> StateDict:
-    """Checks that ``state_dict`` holds exactly the tensors of ``owner``: ``expected``'s names and shapes, and values
-    that can be theirs (see :func:`~mmdensenet.weights.checkpoint_io.check_values`).
-
-    A missing ``num_batches_tracked`` (files saved before BatchNorm had it) becomes 0, the value
-    BatchNorm itself assumes for such files. ``display_key`` names tensors in error messages.
-
-    Returns:
-        The tensors in the order of ``expected``.
-    """
-    missing = [key for key in expected if key not in state_dict and not key.endswith(BATCHES_TRACKED)]
-    if missing:
-        first = ', '.join(map(display_key, missing[:MISSING_SHOWN]))
-        more = f' and {len(missing) - MISSING_SHOWN} more' if len(missing) > MISSING_SHOWN else ''
-        raise CheckpointError(f'missing tensor{"s" if len(missing) > 1 else ""} {first}{more} of {owner}')
-    unexpected = [key for key in state_dict if key not in expected]
-    if unexpected:
-        raise CheckpointError(f'unexpected tensor {display_key(unexpected[0])} for {owner}')
-    checked = {}
-    for key, target in expected.items():
-        tensor = state_dict.get(key, torch.tensor(0, dtype=torch.long))  # only num_batches_tracked may be absent
-        if tensor.shape != target.shape:
-            needs = tuple(target.shape)
-            raise CheckpointError(f'{display_key(key)} has shape {tuple(tensor.shape)}, {owner} needs {needs}')
-        checked[key] = tensor
-    check_values(checked, expected, display_key)
-    return checked
-
-
-def check_state_dict(state_dict: StateDict, arch: str, display_key: Callable[[str], str] = str) -> StateDict:
-    """Checks names, shapes and values against our classifier for ``arch`` and orders the tensors like it."""
+    """Checks ``source``'s tensors against our classifier for ``arch`` (:func:`check_fit`) and orders them like it."""
     num_classes = state_dict['head.fc.weight'].shape[0] if 'head.fc.weight' in state_dict else 1000
-    return check_tensors(state_dict, expected_tensors(arch, num_classes), f'DenseNet-{arch}', display_key)
+    return check_fit(state_dict, expected_tensors(arch, num_classes), source, f'DenseNet-{arch}', display_key)

@@ -6,7 +6,8 @@ import pytest
 from mmengine.config import Config
 
 from mmdensenet.apis import build_model, input_shape, load_config
-from mmdensenet.apis.input_shape import net_stride, pipeline_image_size
+from mmdensenet.apis.input_shape import pipeline_image_size
+from mmdensenet.apis.model import net_stride
 from mmdensenet.errors import ToolError
 
 CONFIGS = Path(__file__).resolve().parents[2] / 'configs'

@@ -233,8 +233,8 @@ BAD_INPUTS = {
     'empty file': (lambda path: path.write_bytes(b''), 'is empty'),
     'random bytes': (lambda path: path.write_bytes(np.random.default_rng(0).bytes(4096)), 'not a PyTorch checkpoint'),
     'resnet': (resnet_checkpoint, "'conv1.weight' is not a key of a torchvision DenseNet"),
-    'tensor missing': (missing_tensor, 'missing tensor features.denseblock2.denselayer3.norm2.running_var'),
-    'wrong shape': (wrong_shape, 'features.denseblock1.denselayer2.conv1.weight has shape (128, 95, 1, 1)'),
+    'tensor missing': (missing_tensor, '1 tensor missing (features.denseblock2.denselayer3.norm2.running_var)'),
+    'wrong shape': (wrong_shape, 'features.denseblock1.denselayer2.conv1.weight: (128, 95, 1, 1) in the file'),
     'code inside': (malicious, 'refusing'),
 }
 

@@ -1,14 +1,17 @@
-"""Reading untrusted checkpoint files and writing them atomically."""
+"""Checkpoint files: reading untrusted ones, checking them against a model, writing them atomically."""
 
 import hashlib
 import os
+import re
 from pathlib import Path
 
 import pytest
 import torch
+from torch import nn
 
+from mmdensenet.errors import ToolError
 from mmdensenet.weights import CheckpointError, read_checkpoint, save_atomically, unwrap_state_dict
-from mmdensenet.weights.checkpoint_io import check_values
+from mmdensenet.weights.checkpoint_io import Checkpoint, check_fit, check_resumable, check_values, checkpoint_source
 from tests.weight_helpers import RunsCommand
 
 
@@ -37,8 +40,11 @@ def test_read_refuses_code_and_garbage(tmp_path: Path) -> None:
         read_checkpoint(str(tmp_path / 'empty.pth'))
     with pytest.raises(CheckpointError, match=r'cannot read .*absent.pth: No such file'):
         read_checkpoint(str(tmp_path / 'absent.pth'))
-    with pytest.raises(CheckpointError, match='cannot read'):
+    with pytest.raises(CheckpointError, match=r'cannot read .*: it is a folder, not a file'):
         read_checkpoint(str(tmp_path))
+    os.mkfifo(tmp_path / 'pipe.pth')  # reading it would block
+    with pytest.raises(CheckpointError, match=r'cannot read .*pipe\.pth: it is a named pipe, not a file'):
+        read_checkpoint(str(tmp_path / 'pipe.pth'))
 
 
 def test_unwrap_finds_the_tensors() -> None:
@@ -105,3 +111,81 @@ def test_check_values_accepts_any_float_precision_and_integer_counters() -> None
     damaged = {'bn.num_batches_tracked': torch.tensor(1.5), 'conv.weight': torch.full((2, 3), float('nan'))}
     with pytest.raises(CheckpointError, match=r'^model\.conv\.weight holds NaN'):
         check_values(damaged, model_tensors(), display_key=lambda key: f'model.{key}')
+
+
+def small_model() -> nn.Module:
+    return nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4), nn.Linear(4, 2))
+
+
+def test_reads_what_mmengine_loads(tmp_path: Path) -> None:
+    state_dict = small_model().state_dict()
+    path = tmp_path / 'ddp.pth'
+    torch.save({'state_dict': {f'module.{k}': v for k, v in state_dict.items()}, 'meta': {'epoch': 1}}, path)
+    checkpoint = Checkpoint.read(str(path))
+    assert checkpoint.state_dict.keys() == state_dict.keys()  # mmengine strips the DDP prefix
+    checkpoint.tensors_for(small_model())
+    torch.save(state_dict, tmp_path / 'bare.pth')
+    assert Checkpoint.read(str(tmp_path / 'bare.pth')).state_dict.keys() == state_dict.keys()
+    # mmengine does not look under 'model': such a file would load nothing.
+    torch.save({'model': state_dict}, tmp_path / 'model.pth')
+    with pytest.raises(ToolError, match=r"load_from: .* 'model' is not a named tensor"):
+        Checkpoint.read(str(tmp_path / 'model.pth'), 'load_from')
+
+
+def test_refusals(tmp_path: Path) -> None:
+    with pytest.raises(ToolError, match='checkpoint not found'):
+        Checkpoint.read(str(tmp_path / 'missing.pth'))
+    torch.save({'state_dict': {}, 'x': RunsCommand(f'touch {tmp_path / "pwned"}')}, tmp_path / 'hostile.pth')
+    with pytest.raises(ToolError, match='refers to code') as info:
+        Checkpoint.read(str(tmp_path / 'hostile.pth'))
+    assert 'weights_only' not in str(info.value) and not (tmp_path / 'pwned').exists()
+    torch.save({'state_dict': small_model().state_dict()}, tmp_path / 'weights.pth')
+    checkpoint = Checkpoint.read(str(tmp_path / 'weights.pth'))
+    with pytest.raises(CheckpointError, match=r'not a training checkpoint: it holds no training state \(meta\.epoch'):
+        check_resumable(checkpoint.content, checkpoint.path)
+
+
+def test_checkpoint_source_is_a_url_or_a_local_file(tmp_path: Path) -> None:
+    (tmp_path / 'weights.pth').write_bytes(b'x')
+    url = 'https://example.com/epoch_1.pth'  # fetched when read
+    assert checkpoint_source(url) == url
+    assert checkpoint_source(str(tmp_path / 'weights.pth')) == str(tmp_path / 'weights.pth')
+    assert checkpoint_source(f'file://{tmp_path}/weights.pth') == str(tmp_path / 'weights.pth')
+    assert checkpoint_source(f'file://localhost{tmp_path}/weights.pth') == str(tmp_path / 'weights.pth')
+    with pytest.raises(ToolError, match=f'load_from not found: {tmp_path}/missing.pth'):
+        checkpoint_source(f'file://{tmp_path}/missing.pth', 'load_from')
+    with pytest.raises(ToolError, match='read from a local file or an http'):
+        checkpoint_source('torchvision://densenet121', 'load_from')
+    with pytest.raises(ToolError, match='read from a local file or an http'):
+        checkpoint_source(f'file://elsewhere{tmp_path}/weights.pth')
+
+
+def test_a_file_url_loads_the_file(tmp_path: Path) -> None:
+    torch.save(small_model().state_dict(), tmp_path / 'weights.pth')
+    checkpoint = Checkpoint.read(f'file://{tmp_path}/weights.pth', 'load_from')
+    assert checkpoint.path == str(tmp_path / 'weights.pth')  # what the Runner is given to load
+    assert checkpoint.state_dict.keys() == small_model().state_dict().keys()
+
+
+def test_check_fit_lists_missing_unexpected_and_resized() -> None:
+    expected = small_model().state_dict()
+    state_dict = dict(expected)
+    state_dict['2.weight'] = torch.zeros(3, 4)
+    del state_dict['0.bias']
+    state_dict['extra'] = torch.zeros(1)
+    message = (
+        'checkpoint c.pth does not fit the model: 1 tensor missing (0.bias), 1 tensor unexpected (extra), '
+        '1 tensor of another shape (e.g. 2.weight: (3, 4) in the file, (2, 4) in the model)'
+    )
+    with pytest.raises(CheckpointError, match=re.escape(message)):
+        check_fit(state_dict, expected, 'checkpoint c.pth', 'the model')
+
+
+def test_check_fit_fills_num_batches_tracked_and_orders_like_the_model() -> None:
+    expected = small_model().state_dict()
+    state_dict = {key: value for key, value in reversed(expected.items()) if not key.endswith('num_batches_tracked')}
+    checked = check_fit(state_dict, expected, 'old.pth', 'the model')
+    assert list(checked) == list(expected) and checked['1.num_batches_tracked'] == 0
+    state_dict['1.weight'] = torch.full((4,), float('nan'))
+    with pytest.raises(CheckpointError, match=re.escape('old.pth: 1.weight holds NaN or infinite values')):
+        check_fit(state_dict, expected, 'old.pth', 'the model')

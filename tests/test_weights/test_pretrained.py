@@ -196,8 +196,9 @@ def test_missing_tensors_are_named_as_the_file_names_them(tmp_path: Path) -> Non
     path = tmp_path / 'damaged.pth'
     torch.save(state_dict, path)
     message = (
-        '(torchvision DenseNet with the published names (norm.1, conv.1)): missing tensors '
-        'features.norm0.weight, features.denseblock2.denselayer2.conv2.weight, features.norm5.bias of the backbone'
+        '(torchvision DenseNet with the published names (norm.1, conv.1)) does not fit the backbone '
+        '(dense blocks of 1-2-3-4 layers): 3 tensors missing (features.norm0.weight, '
+        'features.denseblock2.denselayer2.conv2.weight, features.norm5.bias)'
     )
     assert_refused(path, message)
 
@@ -205,7 +206,8 @@ def test_missing_tensors_are_named_as_the_file_names_them(tmp_path: Path) -> Non
     del backbone['backbone.stages.3.block.3.conv2.weight']
     torch.save({'state_dict': backbone}, path)
     message = (
-        '(classifier or detector (backbone.*)): missing tensor backbone.stages.3.block.3.conv2.weight of the backbone'
+        '(classifier or detector (backbone.*)) does not fit the backbone (dense blocks of 1-2-3-4 layers): '
+        '1 tensor missing (backbone.stages.3.block.3.conv2.weight)'
     )
     assert_refused(path, message, prefix='backbone.')
 
@@ -224,8 +226,9 @@ def test_a_wrong_shape_is_refused(tmp_path: Path) -> None:
     path = tmp_path / 'growth12.pth'
     torch.save(torchvision_densenet(growth_rate=12).state_dict(), path)
     message = (
-        '(torchvision DenseNet): features.denseblock1.denselayer1.conv1.weight has shape (48, 16, 1, 1), '
-        'the backbone (dense blocks of 1-2-3-4 layers) needs (32, 16, 1, 1)'
+        '(torchvision DenseNet) does not fit the backbone (dense blocks of 1-2-3-4 layers): '
+        '115 tensors of another shape (e.g. features.denseblock1.denselayer1.conv1.weight: (48, 16, 1, 1) in the file, '
+        '(32, 16, 1, 1) in the backbone (dense blocks of 1-2-3-4 layers))'
     )
     assert_refused(path, message)
 

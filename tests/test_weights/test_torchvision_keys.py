@@ -76,7 +76,7 @@ def test_arch_is_detected_from_the_layer_counts() -> None:
 def test_check_fills_batches_tracked_and_orders_like_the_model() -> None:
     expected = expected_tensors('121', num_classes=10)
     state_dict = {key: torch.ones(t.shape) for key, t in reversed(expected.items()) if 'num_batches' not in key}
-    checked = check_state_dict(state_dict, '121')
+    checked = check_state_dict(state_dict, '121', 'c.pth')
     assert list(checked) == list(expected)
     filled = [tensor for key, tensor in checked.items() if key.endswith('num_batches_tracked')]
     assert len(filled) == 121 and all(tensor.dtype == torch.long and tensor.item() == 0 for tensor in filled)
@@ -87,27 +87,29 @@ def test_check_names_the_offending_tensor() -> None:
 
     missing = dict(complete)
     del missing['backbone.transitions.1.conv.weight']
-    with pytest.raises(
-        CheckpointError, match=re.escape('missing tensor features.transition2.conv.weight of DenseNet-169')
-    ):
-        check_state_dict(missing, '169', display_key=to_torchvision_key)
+    message = 'm.pth does not fit DenseNet-169: 1 tensor missing (features.transition2.conv.weight)'
+    with pytest.raises(CheckpointError, match=re.escape(message)):
+        check_state_dict(missing, '169', 'm.pth', display_key=to_torchvision_key)
 
     wrong = {**complete, 'head.fc.bias': torch.zeros(999)}
-    with pytest.raises(CheckpointError, match=re.escape('head.fc.bias has shape (999,), DenseNet-169 needs (1000,)')):
-        check_state_dict(wrong, '169')
+    message = '(e.g. head.fc.bias: (999,) in the file, (1000,) in DenseNet-169)'
+    with pytest.raises(CheckpointError, match=re.escape(message)):
+        check_state_dict(wrong, '169', 'w.pth')
 
     extra = {**complete, 'backbone.stages.3.block.32.conv1.weight': torch.zeros(1)}
-    with pytest.raises(CheckpointError, match=re.escape('unexpected tensor backbone.stages.3.block.32.conv1.weight')):
-        check_state_dict(extra, '169')
+    with pytest.raises(
+        CheckpointError, match=re.escape('1 tensor unexpected (backbone.stages.3.block.32.conv1.weight)')
+    ):
+        check_state_dict(extra, '169', 'e.pth')
 
 
 def test_check_refuses_values_that_cannot_be_the_models() -> None:
     complete = {key: torch.zeros_like(t, device='cpu') for key, t in expected_tensors('121', num_classes=10).items()}
     damaged = {**complete, 'backbone.stages.1.block.2.conv2.weight': torch.full((32, 128, 3, 3), float('nan'))}
     with pytest.raises(CheckpointError, match=re.escape('features.denseblock2.denselayer3.conv2.weight holds NaN')):
-        check_state_dict(damaged, '121', display_key=to_torchvision_key)
+        check_state_dict(damaged, '121', 'd.pth', display_key=to_torchvision_key)
     integers = {key: tensor.long() for key, tensor in complete.items()}
     with pytest.raises(CheckpointError, match=re.escape('backbone.stem.0.weight holds int64 values, where the model')):
-        check_state_dict(integers, '121')
+        check_state_dict(integers, '121', 'i.pth')
     half = {key: tensor.half() if tensor.is_floating_point() else tensor for key, tensor in complete.items()}
-    assert check_state_dict(half, '121')['head.fc.weight'].dtype == torch.float16
+    assert check_state_dict(half, '121', 'h.pth')['head.fc.weight'].dtype == torch.float16

@@ -13,8 +13,8 @@ from mmengine.dist import all_gather_object, all_reduce, get_rank, get_world_siz
 from mmengine.hooks import Hook
 from mmengine.runner import EpochBasedTrainLoop
 
-from ...errors import ToolError
 from ...registry import HOOKS
+from ...weights.checkpoint_io import CheckpointError
 from ..checkpoints import PREEMPTION_CHECKPOINT, atomic_save_checkpoint, write_last_checkpoint
 from ..position import RestOfEpoch, rng_state
 
@@ -180,7 +180,7 @@ class FaultToleranceHook(Hook):
             runner.save_checkpoint(runner.work_dir, PREEMPTION_CHECKPOINT, meta=meta, by_epoch=False)
             if is_main_process():
                 write_last_checkpoint(runner.work_dir, path)
-        except ToolError as exc:
+        except CheckpointError as exc:
             error = exc
         # Also the barrier that keeps the other ranks (and torchrun) from ending rank 0's save.
         failed = torch.tensor(int(error is not None))
@@ -188,7 +188,7 @@ class FaultToleranceHook(Hook):
         if error is not None:
             raise error
         if failed:
-            raise ToolError(f'stopped by {received.name}, but rank 0 could not save {path}')
+            raise CheckpointError(f'stopped by {received.name}, but rank 0 could not save {path}')
         runner.logger.warning(
             f'stopped by {received.name} after iteration {runner.iter + 1} (epoch {runner.epoch + 1}); '
             f'saved {path}; to continue, run the same command with --resume'

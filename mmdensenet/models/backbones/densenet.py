@@ -215,10 +215,12 @@ class _DenseBlock(nn.Module):
         - Where gradients are needed, the memory-efficient mode recomputes instead of storing: in the
           shared buffer where it can serve (its own backward recomputes BN-ReLU, no convolution), else
           by checkpointing each layer's concatenation-norm-act-conv. The plain mode concatenates.
-        - Without gradients the shared buffer serves on CPU in either mode: it saves the concatenations'
-          copies. CUDA inference concatenates: small batches there are bound by the host's per-operation
-          cost, and the concatenating layer issues the fewest operations (measured on an H100: the
-          buffer took 1.6x torchvision's time at batch 64).
+        - Without gradients the shared buffer serves on CPU in the memory-efficient mode, which saves the
+          concatenations' copies; the plain mode concatenates, as torchvision does, on public operations
+          only (the buffer calls ATen's private ``_batch_norm_impl_index``, for a measured 1 to 5% there).
+          CUDA inference concatenates: small batches there are bound by the host's per-operation cost,
+          and the concatenating layer issues the fewest operations (measured on an H100: the buffer
+          took 1.6x torchvision's time at batch 64).
         - FX (``torch.fx.symbolic_trace``, torchvision's ``create_feature_extractor``) concatenates in
           both modes: its graph records the operations the modules run, so a memory-efficient block
           traces to the plain mode's graph, with its outputs and gradients and its memory use
@@ -227,8 +229,8 @@ class _DenseBlock(nn.Module):
         if isinstance(x, torch.fx.Proxy):  # its attributes are symbolic: no branching on them
             return BlockStrategy.CONCATENATE
         needs_grad = torch.is_grad_enabled() and (x.requires_grad or any(p.requires_grad for p in self.parameters()))
-        # Plain training and CUDA inference concatenate whatever the layers; no need to look at them.
-        if (needs_grad and not self.memory_efficient) or (not needs_grad and x.device.type == 'cuda'):
+        # The plain mode and CUDA inference concatenate whatever the layers; no need to look at them.
+        if not self.memory_efficient or (not needs_grad and x.device.type == 'cuda'):
             return BlockStrategy.CONCATENATE
         eager = not (torch.compiler.is_compiling() or torch.jit.is_tracing())
         if eager and all(shared_buffer_serves(layer.steps, layer.drop_rate) for layer in self.block):
@@ -498,16 +500,6 @@ class DenseNet(BaseModule):
             super().init_weights()
         finally:
             self.init_cfg = init_cfg
-
-    @property
-    def block_channels(self) -> list[int]:
-        """Channels of every block's tap (``feature_info``'s ``num_chs``)."""
-        return [info['num_chs'] for info in self.feature_info]
-
-    @property
-    def block_strides(self) -> list[int]:
-        """Stride of every block's tap (``feature_info``'s ``reduction``)."""
-        return [info['reduction'] for info in self.feature_info]
 
     @property
     def out_channels(self) -> tuple[int, ...]:

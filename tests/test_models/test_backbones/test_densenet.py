@@ -125,10 +125,9 @@ def test_feature_info_describes_each_tap_and_the_module_that_outputs_it(arch: st
     assert [o.shape[1:] for o in outs] == [(c, size // r, size // r) for c, r, _ in expected]
 
 
-def test_channel_and_stride_lists_derive_from_feature_info() -> None:
+def test_out_channels_derive_from_feature_info() -> None:
     model = DenseNet('bc-l100-k12', out_indices=(0, 2))
-    assert model.block_channels == [216, 300, 342]
-    assert model.block_strides == [1, 2, 4]
+    assert [(info['num_chs'], info['reduction']) for info in model.feature_info] == [(216, 1), (300, 2), (342, 4)]
     assert model.out_channels == (216, 342)
 
 
@@ -163,11 +162,11 @@ CONCATENATE, CHECKPOINT, SHARED_BUFFER = (
         (dict(memory_efficient=True, norm_cfg=dict(type='GN', num_groups=1)), True, True, [CHECKPOINT] * 2),
         (dict(memory_efficient=True, act_cfg=dict(type='LeakyReLU')), True, True, [CHECKPOINT] * 2),
         (dict(memory_efficient=True, drop_rate=0.1), True, True, [CHECKPOINT] * 2),
-        (dict(), False, False, [SHARED_BUFFER] * 2),  # inference on CPU, in either mode
+        (dict(), False, False, [CONCATENATE] * 2),  # the plain mode, on public operations only
         (dict(memory_efficient=True), True, False, [SHARED_BUFFER] * 2),
-        (dict(norm_cfg=dict(type='GN', num_groups=1)), False, False, [CONCATENATE] * 2),
+        (dict(memory_efficient=True, norm_cfg=dict(type='GN', num_groups=1)), False, False, [CONCATENATE] * 2),
         (dict(norm_cfg=dict(type='SyncBN')), False, False, [CONCATENATE] * 2),  # a subclass of BatchNorm2d
-        (dict(frozen_stages=1), True, True, [SHARED_BUFFER, CONCATENATE]),  # nothing in block 0 needs gradients
+        (dict(frozen_stages=1), True, True, [CONCATENATE] * 2),
         (dict(memory_efficient=True, frozen_stages=1), True, True, [SHARED_BUFFER] * 2),
     ],
 )
@@ -501,7 +500,7 @@ def test_edge_values_of_arch_fields_build() -> None:
     assert model.out_channels == (6,)
     assert model(torch.randn(1, 3, 16, 16))[0].shape == (1, 6, 4, 4)
     model = DenseNet(dict(TINY, depths=tuple(np.array([1, 1])), compression=1.0), out_indices=np.int64(0))
-    assert model.block_channels == [24, 32] and model.out_indices == (0,)
+    assert [info['num_chs'] for info in model.feature_info] == [24, 32] and model.out_indices == (0,)
 
 
 def test_cifar_arch_rejects_a_fourth_out_index() -> None:

@@ -1,7 +1,6 @@
 """Command-line options that tools/train.py and tools/test.py share."""
 
 import argparse
-import os
 from collections.abc import Sequence
 from typing import Optional
 
@@ -37,7 +36,8 @@ def parse_runner_args(parser: argparse.ArgumentParser, loader: str) -> argparse.
         loader: The dataloader named in the ``--cfg-options`` example, e.g. 'train_dataloader'.
 
     Returns:
-        The arguments, named as :func:`~mmdensenet.apis.train` and :func:`~mmdensenet.apis.evaluate` take them.
+        The arguments, named as :func:`~mmdensenet.apis.train` and :func:`~mmdensenet.apis.evaluate` take them
+        (``local_rank`` too: the run makes it ``LOCAL_RANK``, where mmengine reads it).
     """
     parser.add_argument('--no-pin-memory', action='store_true', help="turn off the dataloaders' pin_memory")
     parser.add_argument(
@@ -50,6 +50,4 @@ def parse_runner_args(parser: argparse.ArgumentParser, loader: str) -> argparse.
     parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'], default='none')
     # torch.distributed.launch (used by `mim train/test --launcher pytorch`) passes the local rank.
     parser.add_argument('--local-rank', '--local_rank', type=int, default=0)
-    args = parser.parse_args()
-    os.environ.setdefault('LOCAL_RANK', str(vars(args).pop('local_rank')))  # where mmengine reads it
-    return args
+    return parser.parse_args()

@@ -1,15 +1,20 @@
-"""Building mmengine's Runner from a config, with the config's mistakes reported as one line.
+"""Setting up mmengine's Runner from a config and running a job on it, with the set-up's errors as one line.
 
 Everything that happens before the first training epoch (or test batch) is set-up: building the
 model, datasets, optimizer and schedules from the config and loading weights. An error there
-is the config's (or the command line's), and becomes a ``ToolError`` that names the config key
-it comes from, e.g. ``model.backbone: arch must be one of ...``. Errors once the run has
-started keep their traceback.
+is most likely the config's (or the command line's), and becomes a ``ToolError`` raised from it
+that names the config key it comes from, e.g. ``model.backbone: arch must be one of ...``; the
+code of a module the config names may be at fault too, so the tools name ``MMDENSENET_TRACEBACK=1``,
+which shows the error's traceback. Errors once the run has started keep their traceback.
+
+The config key is found in the local variables of mmengine's builders, the frames the error
+passed through: mmengine's internals, so a frame not recognised leaves the plain message.
 """
 
+import os
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from types import FrameType
+from types import CodeType, FrameType
 from typing import Any, Callable, Optional, TypeVar
 
 from mmengine.config import Config
@@ -20,11 +25,11 @@ from mmengine.runner import Runner
 
 from ..errors import ToolError, one_line
 from ..outputs import check_output, writable_folder
+from ..weights.checkpoint_io import Checkpoint, check_resumable
 from .config import config_paths
 from .distributed import prepare_distributed
 from .labels import check_labels
-from .loading import Checkpoint, check_fits, checkpoint_to_load, unwrapped
-from .model import check_channels, check_layer_configs
+from .model import check_channels, check_layer_configs, unwrapped
 
 T = TypeVar('T')
 
@@ -48,8 +53,14 @@ class _SetUp(Hook):
         check_labels(unwrapped(runner.model), {'test_dataloader': runner.test_loop.dataloader})
 
 
+def _code(function: Callable) -> Optional[CodeType]:
+    """The code object of an mmengine function, which its frames run; None where it has none (another version)."""
+    return getattr(function, '__code__', None)
+
+
 # The builders that take a piece of the config, and the name of their argument that holds it.
-BUILDERS = {build_from_cfg.__code__: 'cfg', Runner.build_dataloader.__code__: 'dataloader'}
+BUILDERS = {_code(build_from_cfg): 'cfg', _code(Runner.build_dataloader): 'dataloader'}
+SERIALIZE_DATA = _code(BaseDataset._serialize_data)
 
 
 def _frames(error: BaseException) -> Iterator[FrameType]:
@@ -70,7 +81,7 @@ def _empty_dataset(error: BaseException) -> Optional[str]:
     """The message for a dataset that found no samples, where mmengine's serializing fails (numpy joins none)."""
     for frame in _frames(error):
         dataset = frame.f_locals.get('self')
-        if frame.f_code is BaseDataset._serialize_data.__code__ and getattr(dataset, 'data_list', None) == []:
+        if frame.f_code is SERIALIZE_DATA and getattr(dataset, 'data_list', None) == []:
             source = dataset.ann_file or dataset.data_prefix.get('img_path') or dataset.data_root
             return f'{source} holds no samples; give a dataset with at least one'
     return None
@@ -98,15 +109,32 @@ def config_key(error: BaseException, cfg: Config, order: Sequence[str]) -> Optio
 
 def _message(error: BaseException) -> str:
     """The error's message, with its type where the message alone would not say what went wrong."""
-    empty = _empty_dataset(error)
-    if empty is not None:
-        return empty
     if isinstance(error, (ValueError, TypeError, AssertionError)) and str(error):
         return one_line(error)
     return f'{type(error).__name__}: {one_line(error)}'
 
 
-def run(cfg: Config, launcher: str, job: Callable[[Runner], T], order: Sequence[str], what: str) -> T:
+def set_up_error(error: BaseException, cfg: Config, order: Sequence[str]) -> ToolError:
+    """The one-line error for ``error`` of the set-up, led by the config key it came from (:func:`config_key`).
+
+    The key and an empty dataset are read from mmengine's frames; where those are not what this
+    module knows (another mmengine), the line is the plain message.
+    """
+    try:
+        empty, key = _empty_dataset(error), config_key(error, cfg, order)
+    except Exception:  # frames of another shape: their locals are not the builders' arguments known here
+        empty, key = None, None
+    return ToolError(f'{key or "cannot set up the run"}: {empty or _message(error)}')
+
+
+def run_job(
+    cfg: Config,
+    launcher: str,
+    job: Callable[[Runner], T],
+    order: Sequence[str],
+    what: str,
+    local_rank: Optional[int] = None,
+) -> T:
     """Builds the config's Runner and returns ``job(runner)``; errors of the set-up become one-line ``ToolError``s.
 
     Before the Runner loads a checkpoint (``load_from``, or the one it resumes from), the file is
@@ -119,18 +147,21 @@ def run(cfg: Config, launcher: str, job: Callable[[Runner], T], order: Sequence[
         order: The config keys that the job builds, in the order it builds them; an error is
             attributed to the first key whose config it was building.
         what: What ``load_from`` is in this job, named in its errors, e.g. 'checkpoint'.
+        local_rank: The local rank a launcher passed as ``--local-rank``; it becomes ``LOCAL_RANK``
+            (where mmengine reads it) unless that is set.
     """
     check_layer_configs(cfg)
     writable_folder(cfg.work_dir, 'work_dir')
     # The Runner saves the config it runs into the work dir, under the config's own name.
     check_output(Path(cfg.work_dir) / Path(cfg.filename).name, cfg.filename)
-    source = checkpoint_to_load(cfg.get('load_from'), cfg.get('resume', False), cfg.work_dir)
     checkpoint = None
-    if source is not None:
-        checkpoint = Checkpoint.read(source, what)
+    if cfg.get('load_from') is not None:  # with --resume, the checkpoint to resume from
+        checkpoint = Checkpoint.read(cfg.load_from, what)
         if cfg.get('resume'):
-            checkpoint.check_resumable()
+            check_resumable(checkpoint.content, checkpoint.path)
         cfg.load_from = checkpoint.path  # the Runner loads the file read here, never a URL itself
+    if local_rank is not None:
+        os.environ.setdefault('LOCAL_RANK', str(local_rank))
     cfg.launcher = launcher
     set_up = _SetUp()
     try:
@@ -140,7 +171,7 @@ def run(cfg: Config, launcher: str, job: Callable[[Runner], T], order: Sequence[
         model = unwrapped(runner.model)
         check_channels(model)
         if checkpoint is not None:
-            check_fits(model, checkpoint.state_dict, checkpoint.path)
+            checkpoint.tensors_for(model)
         del checkpoint  # its tensors are not needed during the run; the Runner loads the file itself
         return job(runner)
     except ToolError:
@@ -148,5 +179,4 @@ def run(cfg: Config, launcher: str, job: Callable[[Runner], T], order: Sequence[
     except Exception as error:
         if set_up.over:
             raise
-        key = config_key(error, cfg, order)
-        raise ToolError(f'{key or "cannot set up the run"}: {_message(error)}') from error
+        raise set_up_error(error, cfg, order) from error

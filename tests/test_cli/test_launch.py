@@ -1,10 +1,10 @@
-"""mmdensenet.apis.launch: the torchrun command line that tools/dist_*.sh's arguments become."""
+"""mmdensenet.cli.launch: the torchrun command line that tools/dist_*.sh's arguments become."""
 
 from pathlib import Path
 
 import pytest
 
-from mmdensenet.apis.launch import torchrun_arguments
+from mmdensenet.cli.launch import torchrun_arguments
 
 
 def test_the_scripts_arguments_become_torchruns(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

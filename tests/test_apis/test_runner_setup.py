@@ -8,7 +8,8 @@ from mmengine.config import Config
 from mmpretrain.registry import DATASETS, MODELS
 
 import mmdensenet  # noqa: F401  (registers mmdensenet.DenseNet)
-from mmdensenet.apis.runner import config_key
+from mmdensenet.apis import runner_setup
+from mmdensenet.apis.runner_setup import config_key, set_up_error
 
 CONFIG = Path(__file__).resolve().parents[2] / 'configs' / 'densenet121_4xb256_in1k.py'
 
@@ -41,3 +42,27 @@ def test_dataset_errors_name_the_loader_that_was_built(tmp_path: Path) -> None:
 
 def test_errors_outside_registry_builds_have_no_key() -> None:
     assert config_key(ValueError('not from a build'), Config.fromfile(CONFIG), ('model',)) is None
+
+
+def test_frames_not_recognised_leave_the_plain_message(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The key is read from mmengine's frames; another mmengine's frames must not break the one line."""
+    cfg = Config.fromfile(CONFIG)
+    cfg.model.backbone.arch = '999'
+    error = build_error(MODELS.build, cfg.model)
+    assert str(set_up_error(error, cfg, ('model',))).startswith('model.backbone: ')
+    monkeypatch.setattr(runner_setup, 'BUILDERS', {})  # builders whose code objects are not these
+    assert str(set_up_error(error, cfg, ('model',))).startswith('cannot set up the run: ')
+
+    # A frame of the known code whose locals are not what this mmengine's are: the plain message all the same.
+    class Dataset:
+        data_list: list = []  # and no ann_file
+
+        def serialize(self) -> None:
+            raise ValueError('need at least one array to concatenate')
+
+    with pytest.raises(ValueError) as info:
+        Dataset().serialize()
+    monkeypatch.setattr(runner_setup, 'SERIALIZE_DATA', Dataset.serialize.__code__)
+    assert str(set_up_error(info.value, cfg, ('model',))) == (
+        'cannot set up the run: need at least one array to concatenate'
+    )

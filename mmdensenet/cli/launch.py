@@ -1,12 +1,12 @@
 """torchrun for the distributed scripts, with a user's mistake reported once, as one line.
 
-``python -m mmdensenet.apis.launch tools/train.py CONFIG GPUS [ARGS]`` (or ``tools/test.py CONFIG
+``python -m mmdensenet.cli.launch tools/train.py CONFIG GPUS [ARGS]`` (or ``tools/test.py CONFIG
 CHECKPOINT GPUS [ARGS]``), what ``tools/dist_train.sh`` (``dist_test.sh``) runs, checks the
 arguments and the variables NNODES, NODE_RANK and PORT (on the first node, that no process
 listens on PORT) and runs torchrun in this process: GPUS processes on each of the nodes that
 NNODES, NODE_RANK, MASTER_ADDR and PORT describe. Each training or test process that stops on a user's
 mistake (a config key, a file) writes its one-line error into a folder this launcher makes, instead
-of printing it (see :func:`mmdensenet.cli.run_cli`). When the run fails, the launcher prints each
+of printing it (see :func:`mmdensenet.cli.tool.run_cli`). When the run fails, the launcher prints each
 distinct line once and exits with the processes' status; torchrun would print the line once per
 process, followed by its own report and traceback. A failure that no process reported as the
 user's keeps torchrun's report.
@@ -22,13 +22,13 @@ import tempfile
 from pathlib import Path
 from typing import Optional
 
+import torch.distributed.run as torchrun
 from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
-from torch.distributed.run import parse_args, run
 
-from ..cli import ERROR_FOLDER_VARIABLE, _exit_with
 from ..errors import ToolError
 from ..inputs import require_file
-from .loading import checkpoint_source
+from ..weights.checkpoint_io import checkpoint_source
+from .tool import ERROR_FOLDER_VARIABLE, exit_with_error
 
 # The arguments of each tool before its own, as tools/dist_<tool>.sh takes them.
 POSITIONALS = {'train': ('CONFIG', 'GPUS'), 'test': ('CONFIG', 'CHECKPOINT', 'GPUS')}
@@ -92,17 +92,17 @@ def torchrun_arguments(script: Path, args: list[str]) -> list[str]:
 def main(argv: Optional[list[str]] = None) -> None:
     script, *args = sys.argv[1:] if argv is None else argv
     try:
-        torchrun_config = parse_args(torchrun_arguments(Path(script), args))
+        torchrun_config = torchrun.parse_args(torchrun_arguments(Path(script), args))
         if torchrun_config.node_rank == 0:  # the node whose torchrun starts the store that the others join
             check_port_free(torchrun_config.master_port)
     except ToolError as error:
-        _exit_with(f'error: {error}', 2)
+        exit_with_error(f'error: {error}', 2)
     # The agent's notes on stopping the other processes; a genuine failure's report below says it all.
     logging.getLogger('torch.distributed.elastic.multiprocessing.api').setLevel(logging.CRITICAL)
     with tempfile.TemporaryDirectory(prefix='mmdensenet-errors-') as folder:
         os.environ[ERROR_FOLDER_VARIABLE] = folder
         try:
-            run(torchrun_config)
+            torchrun.run(torchrun_config)
         except ChildFailedError as failure:
             errors = reported_errors(Path(folder))
             if not errors:
