@@ -13,7 +13,7 @@ from mmdensenet.errors import ToolError
 CONFIGS = Path(__file__).resolve().parents[2] / 'configs'
 DIGITS = CONFIGS / 'digits' / 'densenet-bc-l22-k12_1xb64-16e_digits.py'
 # The size each shipped classifier's test pipeline gives, by the config's folder.
-SIZES = {'configs': 224, 'cifar10': 32, 'cifar100': 32, 'svhn': 32, 'digits': 8}
+SIZES = {'configs': 224, 'cifar10': 32, 'cifar100': 32, 'svhn': 32, 'digits': 8, 'multilabel': 224}
 CLASSIFIERS = sorted(
     path
     for path in CONFIGS.rglob('*.py')
