@@ -1,23 +1,27 @@
-"""Measuring our DenseNet against torchvision's and mmpretrain's: train and inference speed, peak memory.
+"""Measuring our DenseNet against torchvision's and mmpretrain's: train and inference speed, memory.
 
 Every variant (implementation x plain/memory-efficient x memory format x AMP x torch.compile) runs
 the same classifier (backbone, global average pooling, linear head) with the same threads, device,
-batch, image size and dtype. ``measure_speed`` times train steps (SGD) and inference of all
-variants in turns in one process, so that changes in the machine's load hit them alike: each step
-on a wall clock between device synchronisations, the first step (with torch.compile, the
-compilation) on its own, then the fastest and the median of the timed steps. ``measure_memory``
-takes the peak memory of a train step above the level left by a warm-up step (weights, gradients,
-optimizer state): on CPU the peak resident set size, with glibc told to hand freed blocks back to
-the system at once; on CUDA ``max_memory_allocated``. ``max_batch`` finds the largest batch whose
-train steps fit on the card: doubling, then bisection.
+batch, image size and dtype, each in a process of its own, as a training run holds its model.
+``measure_speed`` runs the variants in rounds: each round starts one fresh process per variant in
+turn (the first variant one later each round), so that changes in the machine's load fall on all of
+them alike. Each process times its first train step (with torch.compile, the compilation) on its
+own, runs ``warmup`` untimed steps for its allocator to settle, then times ``iters`` train steps
+(SGD), and then the same for inference: each step on a wall clock between device synchronisations.
+The timed steps of all rounds give the median, the fastest and the spread (interquartile range).
+``measure_memory`` takes the peak memory of a train step and the memory the model keeps between
+steps (at rest), both beyond the tensors of the model, gradients, optimizer and batch: on CPU the
+resident set size, with glibc told to hand freed blocks back to the system at once; on CUDA the
+memory allocated. ``max_batch`` finds the largest batch whose train steps fit on the card:
+doubling, then bisection.
 
-Peak memory and each try of the batch search need a process of their own: ``measure`` and
-``max_batch`` run their jobs through ``in_child``, in a fresh ``python -m mmdensenet.analysis.benchmark
-JOB`` that imports this same mmdensenet and prints its results as JSON.
+Every job runs through ``in_child``, in a fresh ``python -m mmdensenet.analysis.benchmark JOB``
+that imports this same mmdensenet and prints its results as JSON.
 """
 
 import ctypes
 import ctypes.util
+import gc
 import json
 import re
 import statistics
@@ -74,6 +78,7 @@ class Setting:
     warmup: int
     iters: int
     compile_backend: str = 'inductor'
+    rounds: int = 1
 
 
 class _Classifier(nn.Module):
@@ -177,22 +182,94 @@ class _Runner:
         step()
         return time.perf_counter() - start
 
+    def tensor_bytes(self) -> int:
+        """Bytes of the model's parameters and buffers, their gradients, the optimizer's state and the batch."""
+        tensors = [*self.model.parameters(), *self.model.buffers(), self.images, self.labels]
+        tensors += [p.grad for p in self.model.parameters() if p.grad is not None]
+        tensors += [t for state in self.optimizer.state.values() for t in state.values() if torch.is_tensor(t)]
+        storages = {t.untyped_storage().data_ptr(): t.untyped_storage().nbytes() for t in tensors}
+        return sum(storages.values())
 
-def _interleaved_seconds(
-    runners: Sequence[_Runner], step: Callable[[_Runner], Callable[[], None]], warmup: int, iters: int
-) -> list[list[float]]:
-    """The times of ``iters`` steps of each runner after ``warmup`` untimed ones.
 
-    The runners take turns (starting one later each round) so that load changes hit all alike.
+def _minor_faults() -> int:
+    """Minor page faults of this process so far (``minflt`` of ``/proc/self/stat``)."""
+    fields = Path('/proc/self/stat').read_text().rsplit(')', 1)[1].split()
+    return int(fields[7])
+
+
+def time_steps(variant: Variant, setting: Setting) -> dict:
+    """Step times of one variant, alone in this process: train steps, then inference.
+
+    For each kind, the first step apart, ``setting.warmup`` untimed steps, then ``setting.iters``
+    timed ones; also the median minor page faults of a timed train step (pages the process maps
+    afresh: the kernel zeroes each on first touch).
     """
-    times: list[list[float]] = [[] for _ in runners]
-    for round_index in range(warmup + iters):
-        for offset in range(len(runners)):
-            i = (round_index + offset) % len(runners)
-            seconds = runners[i].timed(step(runners[i]))
-            if round_index >= warmup:
-                times[i].append(seconds)
-    return times
+    runner = _Runner(variant, setting)
+    result: dict = {}
+    for kind, step in (('train', runner.train_step), ('infer', runner.infer)):
+        result[f'{kind}_first_step_s'] = runner.timed(step)
+        for _ in range(setting.warmup):
+            step()
+        seconds, faults = [], []
+        for _ in range(setting.iters):
+            before = _minor_faults()
+            seconds.append(runner.timed(step))
+            faults.append(_minor_faults() - before)
+        result[f'{kind}_step_s'] = seconds
+        if kind == 'train':
+            result['train_page_faults'] = statistics.median(faults)
+    return result
+
+
+def quartiles(seconds: Sequence[float]) -> tuple[float, float, float]:
+    """The first quartile, the median and the third quartile of step times (all the time of one step alone)."""
+    if len(seconds) < 2:
+        return (seconds[0],) * 3
+    q1, median, q3 = statistics.quantiles(seconds, n=4, method='inclusive')
+    return q1, median, q3
+
+
+def summarise(kind: str, seconds: Sequence[float], batch_size: int) -> dict:
+    """Images per second of the median and of the fastest step, and the spread of the step times.
+
+    The spread is the interquartile range over the median. On a shared machine other processes
+    only ever add time, so the fastest step is the least disturbed (timeit's documentation argues
+    so); the median is what a run sees.
+    """
+    q1, median, q3 = quartiles(seconds)
+    return {
+        f'{kind}_images_per_s_median': batch_size / median,
+        f'{kind}_images_per_s': batch_size / min(seconds),
+        f'{kind}_spread': (q3 - q1) / median,
+    }
+
+
+def measure_speed(
+    variants: Sequence[Variant], setting: Setting, on_child: Optional[Callable[[int, Variant], None]] = None
+) -> list[dict]:
+    """Train and inference speed of every variant, each in processes of its own, in ``setting.rounds`` rounds.
+
+    Each round runs :func:`time_steps` in a fresh process per variant, in turns, the first variant
+    one later each round; ``on_child(round, variant)`` hears of each process before it starts. The
+    results hold every timed step (``train_step_s``, ``infer_step_s``), their :func:`summarise`, the
+    median page faults of a train step and the first steps of the first round (compiling from cold).
+    """
+    runs: list[list[dict]] = [[] for _ in variants]
+    for round_index in range(setting.rounds):
+        for offset in range(len(variants)):
+            i = (round_index + offset) % len(variants)
+            if on_child is not None:
+                on_child(round_index, variants[i])
+            runs[i].append(in_child('speed', variants[i], setting))
+    results = []
+    for variant_runs in runs:
+        result = {key: variant_runs[0][key] for key in ('train_first_step_s', 'infer_first_step_s')}
+        result['train_page_faults'] = statistics.median(r['train_page_faults'] for r in variant_runs)
+        for kind in ('train', 'infer'):
+            seconds = [t for r in variant_runs for t in r[f'{kind}_step_s']]
+            result.update(summarise(kind, seconds, setting.batch_size), **{f'{kind}_step_s': seconds})
+        results.append(result)
+    return results
 
 
 def _process_memory(field: str) -> int:
@@ -211,44 +288,45 @@ def _release_freed_memory_at_once() -> None:
     libc.malloc_trim(0)
 
 
-def _peak_train_memory(runner: _Runner) -> int:
-    """Bytes a train step needs above the level left by a warm-up step."""
-    if runner.device.type == 'cuda':
-        runner.train_step()  # allocates gradients and optimizer state
-        torch.cuda.reset_peak_memory_stats(runner.device)
-        before = torch.cuda.memory_allocated(runner.device)
-        runner.train_step()
-        return torch.cuda.max_memory_allocated(runner.device) - before
+def _memory(device: torch.device) -> int:
+    """Bytes in use: on CUDA allocated, on CPU resident (freed blocks handed back first)."""
+    if device.type == 'cuda':
+        return torch.cuda.memory_allocated(device)
     _release_freed_memory_at_once()
-    runner.train_step()
-    _release_freed_memory_at_once()
-    Path('/proc/self/clear_refs').write_text('5')  # resets the peak resident set size
-    before = _process_memory('VmRSS')
-    runner.train_step()
-    return _process_memory('VmHWM') - before
+    return _process_memory('VmRSS')
 
 
-def measure_speed(variants: Sequence[Variant], setting: Setting) -> list[dict]:
-    """Train-step and inference throughput of every variant, measured in turns in one process.
+def _reset_peak_memory(device: torch.device) -> None:
+    if device.type == 'cuda':
+        torch.cuda.reset_peak_memory_stats(device)
+    else:
+        _release_freed_memory_at_once()
+        Path('/proc/self/clear_refs').write_text('5')  # resets the peak resident set size
 
-    The first step of each kind is timed on its own (it compiles a compiled variant); the images
-    per second come from the fastest of the timed steps (on a shared machine other processes only
-    ever add time, as timeit's documentation argues) and from their median.
-    """
-    runners = [_Runner(variant, setting) for variant in variants]
-    results: list[dict] = [{} for _ in runners]
-    for kind, step in (('train', lambda r: r.train_step), ('infer', lambda r: r.infer)):
-        for runner, result in zip(runners, results):
-            result[f'{kind}_first_step_s'] = runner.timed(step(runner))
-        for times, result in zip(_interleaved_seconds(runners, step, setting.warmup, setting.iters), results):
-            result[f'{kind}_images_per_s'] = setting.batch_size / min(times)
-            result[f'{kind}_images_per_s_median'] = setting.batch_size / statistics.median(times)
-    return results
+
+def _peak_memory(device: torch.device) -> int:
+    return torch.cuda.max_memory_allocated(device) if device.type == 'cuda' else _process_memory('VmHWM')
 
 
 def measure_memory(variant: Variant, setting: Setting) -> dict:
-    """Peak train-step memory; needs a process of its own (on CPU it also changes how glibc allocates)."""
-    return dict(train_memory_mb=_peak_train_memory(_Runner(variant, setting)) / 2**20)
+    """Memory of train steps beyond the tensors of the model, its gradients, the optimizer and the batch.
+
+    At rest is what the model keeps between steps beyond those tensors: the memory the process
+    frees when the model goes, less their bytes (the libraries' caches, such as oneDNN's kernels,
+    stay and count in neither). The peak is the most a step holds above the resting process, plus
+    what the model keeps. Needs a process of its own (on CPU it also changes how glibc allocates).
+    """
+    runner = _Runner(variant, setting)
+    device = runner.device
+    _memory(device)  # on CPU, glibc hands freed blocks back from here on
+    runner.train_step()  # creates the gradients, the optimizer's state and the libraries' caches
+    _reset_peak_memory(device)
+    runner.train_step()
+    peak, rest, tensors = _peak_memory(device), _memory(device), runner.tensor_bytes()
+    del runner
+    gc.collect()
+    kept = rest - _memory(device) - tensors
+    return dict(train_memory_mb=(peak - rest + kept) / 2**20, rest_memory_mb=kept / 2**20)
 
 
 def train_steps_fit(variant: Variant, setting: Setting) -> bool:
@@ -289,21 +367,23 @@ def largest_fitting(fits: Callable[[int], bool], start: int, limit: int) -> int:
     return good
 
 
-def in_child(what: str, variants: Sequence[Variant], setting: Setting) -> list:
-    """Runs the job ``what`` ('speed', 'memory' or 'fits') for ``variants`` in a fresh process: a result each."""
-    job = json.dumps(dict(what=what, variants=[asdict(v) for v in variants], setting=asdict(setting)))
+def in_child(what: str, variant: Variant, setting: Setting) -> Union[dict, bool]:
+    """Runs the job ``what`` ('speed', 'memory' or 'fits') for ``variant`` in a fresh process and returns its result."""
+    job = json.dumps(dict(what=what, variant=asdict(variant), setting=asdict(setting)))
     command = [sys.executable, '-m', __name__, job]
     result = subprocess.run(command, capture_output=True, text=True, check=False, cwd=PACKAGE_ROOT)
     if result.returncode != 0:
         last_line = (result.stderr.strip().splitlines() or ['no output'])[-1]
-        raise ToolError(f'{what} of {", ".join(v.name for v in variants)} failed: {last_line}')
+        raise ToolError(f'{what} of {variant.name} failed: {last_line}')
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
-def measure(variants: Sequence[Variant], setting: Setting) -> Iterator[tuple[Variant, dict]]:
-    """Each variant with its speed (all measured in turns in one process) and peak memory (in a process of its own)."""
-    for variant, speed in zip(variants, in_child('speed', variants, setting)):
-        yield variant, {**speed, **in_child('memory', [variant], setting)[0]}
+def measure(
+    variants: Sequence[Variant], setting: Setting, on_child: Optional[Callable[[int, Variant], None]] = None
+) -> Iterator[tuple[Variant, dict]]:
+    """Each variant with its speed (:func:`measure_speed`) and its memory (in a process of its own)."""
+    for variant, speed in zip(variants, measure_speed(variants, setting, on_child)):
+        yield variant, {**speed, **in_child('memory', variant, setting)}
 
 
 def max_batch(
@@ -315,7 +395,7 @@ def max_batch(
     """
 
     def fits(batch_size: int) -> bool:
-        fit = in_child('fits', [variant], replace(setting, batch_size=batch_size))[0]
+        fit = in_child('fits', variant, replace(setting, batch_size=batch_size))
         if on_try is not None:
             on_try(batch_size, fit)
         return fit
@@ -324,20 +404,12 @@ def max_batch(
 
 
 def _run_job(job: str) -> None:
-    """The child's side of ``in_child``: prints the results of the job as one line of JSON."""
+    """The child's side of ``in_child``: prints the result of the job as one line of JSON."""
     spec = json.loads(job)
-    setting = Setting(**spec['setting'])
+    setting, variant = Setting(**spec['setting']), Variant(**spec['variant'])
     torch.set_num_threads(setting.threads)
-    selected = [Variant(**v) for v in spec['variants']]
-    # The compiled variants share forward code (our _Classifier's, torchvision's DenseNet's), compiled once
-    # for training and once for inference each: past torch's limit per code (8), it would run eager unsaid.
-    torch._dynamo.config.cache_size_limit = max(torch._dynamo.config.cache_size_limit, 2 * len(selected))
-    if spec['what'] == 'speed':
-        print(json.dumps(measure_speed(selected, setting)))
-    elif spec['what'] == 'memory':
-        print(json.dumps([measure_memory(variant, setting) for variant in selected]))
-    else:
-        print(json.dumps([train_steps_fit(variant, setting) for variant in selected]))
+    jobs = {'speed': time_steps, 'memory': measure_memory, 'fits': train_steps_fit}
+    print(json.dumps(jobs[spec['what']](variant, setting)))
 
 
 if __name__ == '__main__':

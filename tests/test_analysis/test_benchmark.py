@@ -1,6 +1,7 @@
 """mmdensenet.analysis.benchmark on tiny nets on CPU: variants, classifiers, measuring, the batch search.
 
-No timing assertions: the numbers are only checked to be there, positive and finite.
+No timing assertions: the numbers are only checked to be there, positive and finite, and the
+statistics on hand-made step times.
 """
 
 import math
@@ -23,6 +24,9 @@ from mmdensenet.analysis.benchmark import (
     largest_fitting,
     max_batch,
     measure_speed,
+    quartiles,
+    summarise,
+    time_steps,
     train_steps_fit,
     variants,
 )
@@ -85,34 +89,54 @@ def test_our_classifier_takes_the_backbone_config() -> None:
     assert all(layer.memory_efficient for layer in model.backbone.modules() if hasattr(layer, 'memory_efficient'))
 
 
-def test_speed_of_variants_measured_in_turns() -> None:
-    selected = [Variant('mmdensenet'), Variant('mmdensenet', memory_efficient=True), Variant('torchvision')]
-    results = measure_speed(selected, TINY)
-    assert len(results) == len(selected)
+def test_steps_of_one_variant_alone() -> None:
+    result = time_steps(Variant('mmdensenet', memory_efficient=True), replace(TINY, iters=3))
+    assert set(result) == {f'{kind}_{key}' for kind in ('train', 'infer') for key in ('first_step_s', 'step_s')} | {
+        'train_page_faults'
+    }
+    for kind in ('train', 'infer'):
+        assert len(result[f'{kind}_step_s']) == 3
+        assert all(math.isfinite(t) and t > 0 for t in [result[f'{kind}_first_step_s'], *result[f'{kind}_step_s']])
+    assert result['train_page_faults'] >= 0
+
+
+def test_quartiles_and_summary_of_step_times() -> None:
+    assert quartiles([2.0]) == (2.0, 2.0, 2.0)
+    assert quartiles([1.0, 2.0, 3.0, 4.0, 5.0]) == (2.0, 3.0, 4.0)
+    summary = summarise('train', [1.0, 2.0, 3.0, 4.0, 5.0], batch_size=6)
+    assert summary == dict(train_images_per_s_median=2.0, train_images_per_s=6.0, train_spread=2 / 3)
+    assert summarise('infer', [0.5], batch_size=1)['infer_spread'] == 0
+
+
+def test_each_variant_runs_in_processes_of_its_own_in_rounds_and_turns() -> None:
+    selected = [Variant('mmdensenet', memory_efficient=True), Variant('torchvision')]
+    children = []
+    results = measure_speed(selected, replace(TINY, iters=2, rounds=2), lambda *child: children.append(child))
+    assert children == [(0, selected[0]), (0, selected[1]), (1, selected[1]), (1, selected[0])]
     for result in results:
-        keys = ('first_step_s', 'images_per_s', 'images_per_s_median')
-        assert set(result) == {f'{kind}_{key}' for kind in ('train', 'infer') for key in keys}
-        assert all(math.isfinite(value) and value > 0 for value in result.values())
-        for kind in ('train', 'infer'):  # one timed step: the fastest is the median
-            assert result[f'{kind}_images_per_s'] == result[f'{kind}_images_per_s_median']
+        for kind in ('train', 'infer'):
+            assert len(result[f'{kind}_step_s']) == 4  # 2 rounds of 2 timed steps
+            assert result[f'{kind}_images_per_s'] >= result[f'{kind}_images_per_s_median'] > 0
+            assert result[f'{kind}_spread'] >= 0 and result[f'{kind}_first_step_s'] > 0
+        assert result['train_page_faults'] >= 0
 
 
 def test_child_measures_memory_with_the_parents_mmdensenet(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Peak memory in a child process started from a folder whose own mmdensenet would not import."""
+    """Memory in a child process started from a folder whose own mmdensenet would not import."""
     decoy = tmp_path / 'mmdensenet'
     decoy.mkdir()
     (decoy / '__init__.py').write_text("raise ImportError('the decoy mmdensenet of the working folder')\n")
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv('PYTHONPATH', raising=False)
-    [result] = in_child('memory', [Variant('mmdensenet')], TINY)
-    assert list(result) == ['train_memory_mb']
+    result = in_child('memory', Variant('mmdensenet'), TINY)
+    assert set(result) == {'train_memory_mb', 'rest_memory_mb'}
     assert math.isfinite(result['train_memory_mb']) and result['train_memory_mb'] > 0
 
 
 def test_a_failing_child_is_one_line_naming_the_job() -> None:
     """A net that cannot run on 1 pixel: the child's last line of error."""
-    with pytest.raises(ToolError, match=r'^speed of mmdensenet plain, torchvision plain failed: \w+Error: '):
-        in_child('speed', [Variant('mmdensenet'), Variant('torchvision')], replace(TINY, img_size=1))
+    with pytest.raises(ToolError, match=r'^speed of torchvision plain failed: \w+Error: '):
+        in_child('speed', Variant('torchvision'), replace(TINY, img_size=1))
 
 
 def test_train_steps_fit_a_tiny_net() -> None:

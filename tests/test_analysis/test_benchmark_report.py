@@ -10,12 +10,18 @@ from mmdensenet.analysis.benchmark_report import format_table, plot, title
 
 
 def result(train: float, infer: float, memory: float, **more) -> dict:
+    """Hand-made results: the median step takes twice the fastest's time."""
     return dict(
+        train_step_s=[1.0, 2.0, 2.0, 2.0, 3.0],
         train_images_per_s=train,
         train_images_per_s_median=train / 2,
+        train_spread=0.25,
+        infer_step_s=[1.0],
         infer_images_per_s=infer,
         infer_images_per_s_median=infer / 2,
+        infer_spread=0.0,
         train_memory_mb=memory,
+        rest_memory_mb=memory / 10,
         train_first_step_s=1.5,
         infer_first_step_s=0.25,
         **more,
@@ -40,18 +46,18 @@ def test_title_says_what_ran_where() -> None:
     assert title(custom, compiled=True).endswith(', compiled with eager')
 
 
-def test_table_ratios_compare_with_torchvision_plain_in_the_same_setup() -> None:
+def test_table_ratios_of_median_steps_compare_with_torchvision_plain_in_the_same_setup() -> None:
     lines = format_table(RESULTS).splitlines()
     assert lines[0] == (
-        '| variant | train img/s | median | infer img/s | median | train peak MB '
+        '| variant | train img/s | fastest | spread | infer img/s | fastest | spread | train peak MB | at rest MB '
         '| train time x | infer time x | memory x |'
     )
-    assert lines[1] == '|' + '---|' * 9
+    assert lines[1] == '|' + '---|' * 12
     assert lines[2:] == [
-        '| mmdensenet plain | 20.0 | 10.0 | 10.0 | 5.0 | 50.0 | 0.50 | 2.00 | 0.50 |',
-        '| mmdensenet memory_efficient | 8.0 | 4.0 | 10.0 | 5.0 | 25.0 | 1.25 | 2.00 | 0.25 |',
-        '| torchvision plain | 10.0 | 5.0 | 20.0 | 10.0 | 100.0 | 1.00 | 1.00 | 1.00 |',
-        '| mmdensenet plain amp | 30.0 | 15.0 | 40.0 | 20.0 | 20.0 | - | - | - |',
+        '| mmdensenet plain | 10.0 | 20.0 | 25.0% | 5.0 | 10.0 | 0.0% | 50.0 | 5.0 | 0.50 | 2.00 | 0.50 |',
+        '| mmdensenet memory_efficient | 4.0 | 8.0 | 25.0% | 5.0 | 10.0 | 0.0% | 25.0 | 2.5 | 1.25 | 2.00 | 0.25 |',
+        '| torchvision plain | 5.0 | 10.0 | 25.0% | 10.0 | 20.0 | 0.0% | 100.0 | 10.0 | 1.00 | 1.00 | 1.00 |',
+        '| mmdensenet plain amp | 15.0 | 30.0 | 25.0% | 20.0 | 40.0 | 0.0% | 20.0 | 2.0 | - | - | - |',
     ]
 
 
@@ -61,9 +67,9 @@ def test_table_adds_first_steps_when_compiled_and_the_batches_searched() -> None
         (Variant('torchvision', compiled=True), result(20.0, 20.0, 100.0)),
     ]
     lines = format_table(results).splitlines()
-    assert '| train peak MB | first train / infer step s | max batch | train time x |' in lines[0]
-    assert lines[2].endswith('| 100.0 | 1.5 / 0.25 | 64 | 1.00 | 1.00 | 1.00 |')
-    assert lines[3].endswith('| 100.0 | 1.5 / 0.25 | - | 1.00 | 1.00 | 1.00 |')  # its own reference: compiled
+    assert '| at rest MB | first train / infer step s | max batch | train time x |' in lines[0]
+    assert lines[2].endswith('| 100.0 | 10.0 | 1.5 / 0.25 | 64 | 1.00 | 1.00 | 1.00 |')
+    assert lines[3].endswith('| 100.0 | 10.0 | 1.5 / 0.25 | - | 1.00 | 1.00 | 1.00 |')  # its own reference: compiled
 
 
 def test_chart_has_a_panel_per_measure(tmp_path: Path) -> None:

@@ -13,7 +13,7 @@ from PIL import Image
 from tests.cli_helpers import assert_one_line_error, run_tool
 
 TOOL = 'analysis_tools/benchmark.py'
-TINY_RUN = ['--batch-size', '2', '--img-size', '32', '--warmup', '0', '--iters', '1']
+TINY_RUN = ['--batch-size', '2', '--img-size', '32', '--warmup', '0', '--iters', '1', '--rounds', '1']
 
 
 def test_compares_with_torchvision_end_to_end(tiny_config: Path, tmp_path: Path) -> None:
@@ -30,11 +30,14 @@ def test_compares_with_torchvision_end_to_end(tiny_config: Path, tmp_path: Path)
     ]
     for row in rows:
         for kind in ('train', 'infer'):
-            assert row[f'{kind}_images_per_s'] >= row[f'{kind}_images_per_s_median'] > 0  # fastest, median
-            assert row[f'{kind}_first_step_s'] > 0
-        assert row['train_memory_mb'] >= 0
+            assert len(row[f'{kind}_step_s']) == 1  # one round of one timed step
+            assert row[f'{kind}_images_per_s'] == row[f'{kind}_images_per_s_median'] > 0  # fastest, median
+            assert row[f'{kind}_first_step_s'] > 0 and row[f'{kind}_spread'] == 0
+        assert row['train_memory_mb'] >= 0 and 'rest_memory_mb' in row
     assert '| torchvision plain |' in result.stdout
     assert '| 1.00 | 1.00 | 1.00 |' in result.stdout  # the reference row against itself
+    for name in ('mmdensenet plain', 'mmdensenet memory_efficient', 'torchvision plain'):
+        assert f'  round 1: {name}' in result.stdout.splitlines()  # each variant's process announced
     with Image.open(chart) as image:
         assert image.format == 'PNG' and image.width > image.height > 0
 
@@ -83,6 +86,7 @@ def test_bad_input_fails_with_one_line_and_writes_nothing(tmp_path: Path, tiny_c
         ([no_densenet], 'has no mmdensenet.DenseNet backbone'),
         (['--device', 'tpu'], '--device must be cpu or cuda'),
         (['--max-batch', '--device', 'cpu'], '--max-batch needs CUDA'),
+        (['--rounds', '0'], '--rounds must be at least 1'),
         ([tiny_config, '--json', tiny_config], f'refusing to overwrite an input: {tiny_config}'),
         (['--json', chart], f'--json {chart} is also --out'),
         (['--json', tmp_path], f'the output {tmp_path} is a directory'),

@@ -3,8 +3,9 @@
 python tools/analysis_tools/benchmark.py [CONFIG] --batch-size 16 --img-size 224 --out benchmark.png
 
 Each variant (implementation x plain/memory-efficient x memory format x AMP x torch.compile) is the
-same classifier, timed in train steps and inference with the others in turns, then measured for the
-peak memory of a train step; on CUDA, ``--max-batch`` finds the largest batch that trains. The tool
+same classifier, timed in train steps and inference in processes of its own, round after round with
+the others in turns, then measured for the memory of a train step at its peak and at rest; on CUDA,
+``--max-batch`` finds the largest batch that trains. The tool
 prints the results as they come and as a Markdown table and writes a bar chart (and with ``--json``
 the numbers): all of its outputs or none. The measuring, in child processes, is
 ``mmdensenet.analysis.benchmark``'s; the title, table and chart ``mmdensenet.analysis.benchmark_report``'s.
@@ -28,8 +29,9 @@ from mmdensenet.errors import ToolError, reraise_as_tool_error
 from mmdensenet.models import DenseNet
 from mmdensenet.outputs import atomic_output, check_output
 
-# (warm-up, timed) steps by default: a CPU step of DenseNet-121 takes seconds, a GPU step milliseconds.
+# (warm-up, timed) steps per process by default: a CPU step of DenseNet-121 takes seconds, a GPU step milliseconds.
 DEFAULT_STEPS = {'cpu': (2, 3), 'cuda': (5, 30)}
+DEFAULT_ROUNDS = 3
 MAX_BATCH_LIMIT = 4096  # the largest batch --max-batch tries unless given a limit
 
 
@@ -62,8 +64,16 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument('--img-size', type=int, default=224)
     parser.add_argument('--device', default='cuda' if torch.cuda.is_available() else 'cpu')
     parser.add_argument('--threads', type=int, default=torch.get_num_threads(), help='torch.set_num_threads')
-    parser.add_argument('--warmup', type=int, help='untimed steps before timing (default: 2 on CPU, 5 on CUDA)')
-    parser.add_argument('--iters', type=int, help='timed steps (default: 3 on CPU, 30 on CUDA)')
+    parser.add_argument(
+        '--warmup', type=int, help='untimed steps of each process before timing (default: 2 on CPU, 5 on CUDA)'
+    )
+    parser.add_argument('--iters', type=int, help='timed steps of each process (default: 3 on CPU, 30 on CUDA)')
+    parser.add_argument(
+        '--rounds',
+        type=int,
+        default=DEFAULT_ROUNDS,
+        help=f'processes per variant, one per round, the variants in turns (default: {DEFAULT_ROUNDS})',
+    )
     parser.add_argument(
         '--implementations', nargs='+', choices=IMPLEMENTATIONS, default=IMPLEMENTATIONS, help='what to compare'
     )
@@ -87,7 +97,7 @@ def parse_args() -> argparse.Namespace:
     warmup, iters = DEFAULT_STEPS[device_type]
     args.warmup = warmup if args.warmup is None else args.warmup
     args.iters = iters if args.iters is None else args.iters
-    for name in ('batch_size', 'img_size', 'threads', 'iters', 'max_batch'):
+    for name in ('batch_size', 'img_size', 'threads', 'iters', 'rounds', 'max_batch'):
         if getattr(args, name) is not None and getattr(args, name) < 1:
             parser.error(f'--{name.replace("_", "-")} must be at least 1')
     if args.warmup < 0:
@@ -99,6 +109,10 @@ def parse_args() -> argparse.Namespace:
 
 def print_try(batch_size: int, fits: bool) -> None:
     print(f'    batch {batch_size}: {"fits" if fits else "out of memory"}', flush=True)
+
+
+def print_child(round_index: int, variant: Variant) -> None:
+    print(f'  round {round_index + 1}: {variant.name}', flush=True)
 
 
 def main() -> None:
@@ -123,6 +137,7 @@ def main() -> None:
         warmup=args.warmup,
         iters=args.iters,
         compile_backend=args.compile_backend,
+        rounds=args.rounds,
     )
     chart_title = title(setting, args.compile)
     print(chart_title, flush=True)
@@ -135,8 +150,9 @@ def main() -> None:
             with reraise_as_tool_error(f'cannot write {out}'):
                 temporary.append(stack.enter_context(atomic_output(out)))
         results = []
-        for variant, result in measure(selected, setting):
-            print(f'  {variant.name}: {result}', flush=True)
+        for variant, result in measure(selected, setting, print_child):
+            summary = {k: v for k, v in result.items() if not isinstance(v, list)}  # all but the step times
+            print(f'  {variant.name}: {summary}', flush=True)
             results.append((variant, result))
         if args.max_batch:
             # The set-up asked for, eager: with torch.compile each try would compile again.

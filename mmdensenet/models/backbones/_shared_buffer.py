@@ -7,9 +7,15 @@ reads a channel prefix of a shared buffer and writes its new channels behind it.
 gradients are needed, :class:`_SharedBufferBlock` keeps only the buffer, each bottleneck
 conv's output and the BatchNorm statistics, and its hand-written backward recomputes the
 cheap BN-ReLU steps from them; the convolutions are never recomputed.
+
+On CPU the BN-ReLU outputs, which every layer computes and drops again (twice with the
+recomputation), go into one chunk of memory kept between calls (:class:`_Scratch`).
 """
 
-from collections.abc import Sequence
+import threading
+import weakref
+from collections.abc import Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from typing import NamedTuple, Optional
 
 import torch
@@ -58,11 +64,12 @@ def _uses_batch_stats(norm: nn.BatchNorm2d) -> bool:
     return norm.training or norm.running_mean is None
 
 
-def _norm_relu(norm: nn.BatchNorm2d, x: Tensor) -> tuple[Tensor, _Stats]:
+def _norm_relu(norm: nn.BatchNorm2d, x: Tensor, out: Optional[Tensor] = None) -> tuple[Tensor, _Stats]:
     """``relu(norm(x))`` with nn.BatchNorm2d's bookkeeping; also returns what backward needs.
 
     It calls the ATen function that ``nn.BatchNorm2d`` calls, so every device runs the same
-    kernel as the plain mode (cuDNN on CUDA, ATen's own on CPU) and gets the same output.
+    kernel as the plain mode (cuDNN on CUDA, ATen's own on CPU) and gets the same output. On CPU
+    that function is ``native_batch_norm``, which writes into ``out`` where given.
     """
     momentum = 0.0 if norm.momentum is None else norm.momentum
     if norm.training and norm.track_running_stats:
@@ -71,15 +78,18 @@ def _norm_relu(norm: nn.BatchNorm2d, x: Tensor) -> tuple[Tensor, _Stats]:
             momentum = 1.0 / float(norm.num_batches_tracked)
     track = not norm.training or norm.track_running_stats
     running_mean, running_var = (norm.running_mean, norm.running_var) if track else (None, None)
-    out, mean, invstd, reserve, impl = torch.ops.aten._batch_norm_impl_index(
-        x, norm.weight, norm.bias, running_mean, running_var, _uses_batch_stats(norm), momentum, norm.eps,
-        torch.backends.cudnn.enabled,
-    )  # fmt: skip
+    args = (x, norm.weight, norm.bias, running_mean, running_var, _uses_batch_stats(norm), momentum, norm.eps)
+    if out is None:
+        out, mean, invstd, reserve, impl = torch.ops.aten._batch_norm_impl_index(*args, torch.backends.cudnn.enabled)
+    else:
+        mean, invstd = x.new_empty(0, dtype=norm.weight.dtype), x.new_empty(0, dtype=norm.weight.dtype)
+        torch.ops.aten.native_batch_norm.out(*args, out=out, save_mean=mean, save_invstd=invstd)
+        reserve, impl = x.new_empty(0, dtype=torch.uint8), 0
     return out.relu_(), _Stats(mean, invstd, reserve, impl)
 
 
-def _replay_norm_relu(norm: nn.BatchNorm2d, x: Tensor, stats: _Stats) -> Tensor:
-    """Recomputes ``relu(norm(x))`` from the statistics the forward pass used.
+def _replay_norm_relu(norm: nn.BatchNorm2d, x: Tensor, stats: _Stats, out: Optional[Tensor] = None) -> Tensor:
+    """Recomputes ``relu(norm(x))`` from the statistics the forward pass used (into ``out`` where given).
 
     BatchNorm's CPU kernel computes ``x * scale + shift`` with ``scale = invstd * weight`` and
     ``shift = bias - mean * scale`` (a fused multiply-add, one rounding, hence the float64 step);
@@ -92,8 +102,12 @@ def _replay_norm_relu(norm: nn.BatchNorm2d, x: Tensor, stats: _Stats) -> Tensor:
         mean, invstd = norm.running_mean, (norm.running_var + norm.eps).rsqrt()
     scale = invstd * norm.weight
     shift = (norm.bias.double() - mean.double() * scale.double()).to(scale.dtype)
-    zeros, ones = torch.zeros_like(scale), torch.ones_like(scale)
-    out = torch.ops.aten.native_batch_norm(x, scale, shift, zeros, ones, False, 0.0, 0.0)[0]
+    args = (x, scale, shift, torch.zeros_like(scale), torch.ones_like(scale), False, 0.0, 0.0)
+    if out is None:
+        out = torch.ops.aten.native_batch_norm(*args)[0]
+    else:
+        unused = x.new_empty(0, dtype=scale.dtype)
+        torch.ops.aten.native_batch_norm.out(*args, out=out, save_mean=unused, save_invstd=unused)
     return out.relu_()
 
 
@@ -109,11 +123,77 @@ def _memory_format(x: Tensor) -> torch.memory_format:
     return torch.contiguous_format
 
 
-def _new_buffer(x: Tensor, channels: int) -> Tensor:
-    shape = (x.shape[0], channels, *x.shape[2:])
-    buffer = torch.empty(shape, dtype=x.dtype, device=x.device, memory_format=_memory_format(x))
-    buffer[:, : x.shape[1]] = x
-    return buffer
+class _Scratch:
+    """CPU memory for the BN-ReLU outputs of dense layers, kept between calls.
+
+    Alone in a process, a train step would otherwise map these tensors afresh for every layer: glibc
+    hands a freed block larger than its mmap threshold (at most 32 MiB) back to the system at once,
+    and the top of its heap once twice that is free there, and the kernel zeroes every page again
+    on first touch. One chunk, as large as the largest BN-ReLU output so far, serves the blocks of
+    every model in turn and lives as long as any of them (see :func:`_scratch`); between calls it
+    holds nothing a caller or autograd could see. (CUDA's caching allocator keeps memory by itself.)
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._kept: Optional[Tensor] = None
+
+    @contextmanager
+    def lease(self, nbytes: int) -> Iterator[Tensor]:
+        """At least ``nbytes`` bytes (uint8) for the caller alone: the kept chunk if it is free and large enough."""
+        with self._lock:
+            chunk, self._kept = self._kept, None
+        if chunk is None or chunk.numel() < nbytes:
+            chunk = torch.empty(nbytes, dtype=torch.uint8)
+        try:
+            yield chunk
+        finally:
+            with self._lock:
+                if self._kept is None or self._kept.numel() < chunk.numel():
+                    self._kept = chunk
+
+
+_BLOCKS: 'weakref.WeakKeyDictionary[nn.Module, _Scratch]' = weakref.WeakKeyDictionary()
+_shared_scratch = weakref.ref(_Scratch())  # dead at once: the first block makes the scratch
+
+
+def _scratch(layers: Sequence[DenseLayerSteps]) -> _Scratch:
+    """The scratch all blocks share; each block (named by its first conv) keeps it alive."""
+    global _shared_scratch
+    key = layers[0][0].conv
+    if key not in _BLOCKS:
+        scratch = _shared_scratch()
+        if scratch is None:
+            scratch = _Scratch()
+            _shared_scratch = weakref.ref(scratch)
+        _BLOCKS[key] = scratch
+    return _BLOCKS[key]
+
+
+def _normed_scratch(
+    layers: Sequence[DenseLayerSteps], like: Tensor, dtype: torch.dtype
+) -> AbstractContextManager[Optional[Tensor]]:
+    """A lease on the scratch large enough for every BN-ReLU output of the block on ``like``; none off CPU."""
+    if like.device.type != 'cpu':
+        return nullcontext()
+    n, _, h, w = like.shape
+    widest = max(step.norm.num_features for step in layers[-1])  # the last layer's input, or a bottleneck
+    return _scratch(layers).lease(n * widest * h * w * max(like.element_size(), dtype.itemsize))
+
+
+def _on(memory: Optional[Tensor], like: Tensor, memory_format: torch.memory_format) -> Optional[Tensor]:
+    """A dense tensor shaped and typed as ``like`` at the start of ``memory`` (none without memory)."""
+    if memory is None:
+        return None
+    _, c, h, w = like.shape
+    stride = (c * h * w, 1, w * c, c) if memory_format == torch.channels_last else (c * h * w, h * w, w, 1)
+    return like.new_empty(0).set_(memory.untyped_storage(), 0, like.shape, stride)
+
+
+def _dense_prefix(buffer: Tensor, channels: int, memory_format: torch.memory_format) -> Tensor:
+    # A dense copy, as torch.cat makes: BatchNorm's kernels for strided inputs are slower
+    # and round differently, and the plain mode is the reference to the last bit.
+    return buffer[:, :channels].contiguous(memory_format=memory_format)
 
 
 def _run_layers(
@@ -124,38 +204,51 @@ def _run_layers(
     Appends what backward needs to ``record``: per step its input (but the first step's, a prefix of
     the buffer) and its :class:`_Stats`.
     """
-    buffer = _new_buffer(x, x.shape[1] + len(layers) * growth_rate)
-    memory_format = _memory_format(buffer)
+    memory_format = _memory_format(x)
+    buffer = torch.empty(
+        (x.shape[0], x.shape[1] + len(layers) * growth_rate, *x.shape[2:]),
+        dtype=x.dtype, device=x.device, memory_format=memory_format,
+    )  # fmt: skip
+    buffer[:, : x.shape[1]] = x
     channels = x.shape[1]
-    for steps in layers:
-        # A dense copy, as torch.cat makes: BatchNorm's kernels for strided inputs are slower
-        # and round differently, and the plain mode is the reference to the last bit.
-        out = buffer[:, :channels].contiguous(memory_format=memory_format)
-        for i, step in enumerate(steps):
-            if record is not None and i > 0:
-                record.append(out)
-            out, stats = _norm_relu(step.norm, out)
-            if record is not None:
-                record.append(stats)
-            out = _conv(step.conv, out, dtype)
-        buffer[:, channels : channels + growth_rate] = out
-        channels += growth_rate
+    with _normed_scratch(layers, x, dtype) as scratch:
+        for steps in layers:
+            out = _dense_prefix(buffer, channels, memory_format)
+            for i, step in enumerate(steps):
+                if record is not None and i > 0:
+                    record.append(out)
+                out, stats = _norm_relu(step.norm, out, _on(scratch, out, memory_format))
+                if record is not None:
+                    record.append(stats)
+                out = _conv(step.conv, out, dtype)
+            buffer[:, channels : channels + growth_rate] = out
+            channels += growth_rate
     return buffer
 
 
 def _step_backward(
-    step: NormActConv, inp: Tensor, stats: _Stats, grad_out: Tensor, dtype: torch.dtype, needs_input: bool
+    step: NormActConv,
+    inp: Tensor,
+    stats: _Stats,
+    grad_out: Tensor,
+    dtype: torch.dtype,
+    needs_input: bool,
+    normed: Optional[Tensor],
 ) -> tuple[Optional[Tensor], list[Optional[Tensor]]]:
-    """Gradients of one BN-ReLU-conv step: its input's, then its norm's weight and bias and its conv's."""
+    """Gradients of one BN-ReLU-conv step: its input's, then its norm's weight and bias and its conv's.
+
+    The recomputed BN-ReLU output goes into ``normed`` where given.
+    """
     norm, conv = step.norm, step.conv
-    act = _replay_norm_relu(norm, inp, stats)
+    act = _replay_norm_relu(norm, inp, stats, normed)
     weight = conv.weight.to(dtype)
     grad_act, grad_conv = torch.ops.aten.convolution_backward(
         grad_out.to(dtype), act.to(dtype), weight, None, conv.stride, conv.padding, conv.dilation,
         False, [0, 0], conv.groups, [True, conv.weight.requires_grad, False],
     )[:2]  # fmt: skip
-    grad_act = grad_act.to(act.dtype)
-    torch.ops.aten.threshold_backward.grad_input(grad_act, act, 0, grad_input=grad_act)  # ReLU's, in place
+    # ReLU's backward, written over its output: the two dense tensors of this size alive during the
+    # norm's backward are then its input and this gradient, as in the plain mode.
+    grad_act = torch.ops.aten.threshold_backward.grad_input(grad_act.to(act.dtype), act, 0, grad_input=act)
     del act
     batch_stats = _uses_batch_stats(norm)
     # Running statistics: ATen's own backward, as autograd takes for every eval-mode BatchNorm
@@ -200,21 +293,23 @@ class _SharedBufferBlock(torch.autograd.Function):
         param_grads: list[Optional[Tensor]] = []
         saved, impls = iter(reversed(record)), iter(reversed(ctx.impls))
         channels = ctx.in_channels + len(layers) * growth_rate
-        for index in reversed(range(len(layers))):
-            steps = layers[index]
-            channels -= growth_rate
-            grad = grad_buffer[:, channels : channels + growth_rate].contiguous(memory_format=memory_format)
-            for i in reversed(range(len(steps))):
-                reserve, invstd, mean = next(saved), next(saved), next(saved)
-                stats = _Stats(mean, invstd, reserve, next(impls))
-                inp = next(saved) if i > 0 else buffer[:, :channels].contiguous(memory_format=memory_format)
-                needs_input = i > 0 or index > 0 or ctx.needs_input_grad[0]
-                grad, step_grads = _step_backward(steps[i], inp, stats, grad, ctx.dtype, needs_input)
-                del inp
-                param_grads[:0] = step_grads
-            if grad is not None:
-                grad_buffer[:, :channels] += grad
-            del grad
+        with _normed_scratch(layers, buffer, ctx.dtype) as scratch:
+            for index in reversed(range(len(layers))):
+                steps = layers[index]
+                channels -= growth_rate
+                grad = grad_buffer[:, channels : channels + growth_rate].contiguous(memory_format=memory_format)
+                for i in reversed(range(len(steps))):
+                    reserve, invstd, mean = next(saved), next(saved), next(saved)
+                    stats = _Stats(mean, invstd, reserve, next(impls))
+                    inp = next(saved) if i > 0 else _dense_prefix(buffer, channels, memory_format)
+                    needs_input = i > 0 or index > 0 or ctx.needs_input_grad[0]
+                    normed = _on(scratch, inp, memory_format)
+                    grad, step_grads = _step_backward(steps[i], inp, stats, grad, ctx.dtype, needs_input, normed)
+                    del inp, normed
+                    param_grads[:0] = step_grads
+                if grad is not None:
+                    grad_buffer[:, :channels] += grad
+                del grad
         grad_x = grad_buffer[:, : ctx.in_channels] if ctx.needs_input_grad[0] else None
         return (grad_x, None, None, None, *param_grads)
 
