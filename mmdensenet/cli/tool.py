@@ -36,11 +36,12 @@ def error_line(error: Exception) -> str:
     """The one line that reports ``error``, naming the traceback switch where the fault may be code's.
 
     That is any error but a ``ToolError``, and a ``ToolError`` that reports another error (raised
-    ``from`` it): one met while building what the config names, whose code may be the user's own.
+    ``from`` it): one met while building what the config names, whose code may be the user's own. An
+    ``OSError`` behind it (a full disk, a missing permission) is the machine's, not code's.
     """
     if isinstance(error, ToolError):
         line, cause = f'error: {one_line(error)}', error.__cause__
-        may_be_code = cause is not None and not isinstance(cause, ToolError)
+        may_be_code = cause is not None and not isinstance(cause, (ToolError, OSError))
     else:
         line, may_be_code = f'error: {type(error).__name__}: {one_line(error)}', True
     return f'{line} ({TRACEBACK_VARIABLE}=1 shows the traceback)' if may_be_code else line

@@ -29,6 +29,13 @@ def wrapped() -> None:
         raise ToolError('model.backbone: KeyError: width') from error
 
 
+def failed_write() -> None:
+    try:
+        raise OSError(27, 'File too large')
+    except OSError as error:
+        raise ToolError('cannot save checkpoint epoch_1.pth: File too large') from error
+
+
 def one_line_of(main: Callable[[], None], capsys: pytest.CaptureFixture, **kwargs) -> str:
     with pytest.raises(SystemExit) as exit_info:
         run_cli(main, **kwargs)
@@ -46,6 +53,8 @@ def test_errors_are_one_line_naming_the_switch_where_code_may_be_at_fault(
         'error: config file not found: a.py'
     )
     assert one_line_of(wrapped, capsys) == f'error: model.backbone: KeyError: width {HINT}'
+    # The machine's failure (a full disk) is not code's: no switch.
+    assert one_line_of(failed_write, capsys) == 'error: cannot save checkpoint epoch_1.pth: File too large'
     assert one_line_of(raising(RuntimeError('boom')), capsys) == f'error: RuntimeError: boom {HINT}'
     # Errors a tool does not name as the user's keep their traceback.
     with pytest.raises(RuntimeError, match='boom'):
