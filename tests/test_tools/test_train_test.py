@@ -183,7 +183,7 @@ def test_resume_and_load_from_read_checkpoints_safely_and_check_them(
         'hostile': 'refers to code',
     }[kind]
     if kind == 'foreign':
-        expected = 'cannot resume from'  # resuming needs the training state first, which resnet18 lacks
+        expected = 'is not a training checkpoint'  # resuming needs the training state first, which resnet18 lacks
     path = checkpoints[kind]
     resumed = python(TRAIN, tiny_config, '--work-dir', tmp_path / 'resume', '--resume', path)
     assert_refused_safely(resumed, expected, checkpoints['root'])
