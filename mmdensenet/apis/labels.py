@@ -34,18 +34,35 @@ def _labels(gt_label: Any) -> np.ndarray:
     return labels.ravel() if labels.dtype.kind in 'iu' else labels[:0]
 
 
-def _line_with_label(ann_file: str, label: int) -> Optional[int]:
-    """The number of the first line of ``ann_file`` that ends with ``label``, as mmpretrain's 'path label' lines do."""
+def _annotation_lines(ann_file: str) -> Iterator[tuple[int, str, Optional[int]]]:
+    """Each line of ``ann_file`` with its number and its label where it is mmpretrain's 'path label', else None.
+
+    mmpretrain's ``CustomDataset`` splits a stripped line at its last space and reads the label with ``int``.
+    """
     path = Path(ann_file)
     if not path.is_file():
-        return None
+        return
     with path.open(errors='replace') as lines:
         for number, line in enumerate(lines, 1):
+            parts = line.strip().rsplit(' ', 1)
             try:
-                if int(line.strip().rsplit(' ', 1)[-1]) == label:
-                    return number
+                label = int(parts[1]) if len(parts) == 2 else None
             except ValueError:
-                continue
+                label = None
+            yield number, line.rstrip('\r\n'), label
+
+
+def _line_with_label(ann_file: str, label: int) -> Optional[int]:
+    """The number of the first line of ``ann_file`` that ends with ``label``."""
+    return next((number for number, _, found in _annotation_lines(ann_file) if found == label), None)
+
+
+def malformed_line(ann_file: str) -> Optional[str]:
+    """What is wrong with the first line of ``ann_file`` that is not 'path label', where one is not."""
+    for number, line, label in _annotation_lines(ann_file):
+        if label is None:
+            shown = f'is {line!r}' if line.strip() else 'is empty'
+            return f"{ann_file} line {number} {shown}: each line must be 'path label' (an integer label after a space)"
     return None
 
 

@@ -28,7 +28,7 @@ from ..outputs import check_output, writable_folder
 from ..weights.checkpoint_io import Checkpoint, check_resumable
 from .config import config_paths
 from .distributed import prepare_distributed
-from .labels import check_labels
+from .labels import check_labels, malformed_line
 from .model import check_channels, check_layer_configs, unwrapped
 
 T = TypeVar('T')
@@ -77,13 +77,22 @@ def _built_configs(error: BaseException) -> Iterator[dict]:
     return (config for config in reversed(configs) if isinstance(config, dict))
 
 
-def _empty_dataset(error: BaseException) -> Optional[str]:
-    """The message for a dataset that found no samples, where mmengine's serializing fails (numpy joins none)."""
+def _dataset_error(error: BaseException) -> Optional[str]:
+    """The message for a dataset whose samples could not be read, where the frames show which.
+
+    An empty dataset fails in mmengine's serializing (numpy joins none); a line of an annotation file
+    that is not 'path label' fails in mmpretrain's ``CustomDataset``.
+    """
+    from mmpretrain.datasets import CustomDataset  # imported by then where it matters: a run that built one
+
+    load_annotations = _code(CustomDataset.load_data_list)
     for frame in _frames(error):
         dataset = frame.f_locals.get('self')
         if frame.f_code is SERIALIZE_DATA and getattr(dataset, 'data_list', None) == []:
             source = dataset.ann_file or dataset.data_prefix.get('img_path') or dataset.data_root
             return f'{source} holds no samples; give a dataset with at least one'
+        if frame.f_code is load_annotations and dataset.ann_file and dataset.with_label:
+            return malformed_line(dataset.ann_file)
     return None
 
 
@@ -117,14 +126,14 @@ def _message(error: BaseException) -> str:
 def set_up_error(error: BaseException, cfg: Config, order: Sequence[str]) -> ToolError:
     """The one-line error for ``error`` of the set-up, led by the config key it came from (:func:`config_key`).
 
-    The key and an empty dataset are read from mmengine's frames; where those are not what this
-    module knows (another mmengine), the line is the plain message.
+    The key and a dataset's fault are read from mmengine's and mmpretrain's frames; where those are
+    not what this module knows (other versions), the line is the plain message.
     """
     try:
-        empty, key = _empty_dataset(error), config_key(error, cfg, order)
+        detail, key = _dataset_error(error), config_key(error, cfg, order)
     except Exception:  # frames of another shape: their locals are not the builders' arguments known here
-        empty, key = None, None
-    return ToolError(f'{key or "cannot set up the run"}: {empty or _message(error)}')
+        detail, key = None, None
+    return ToolError(f'{key or "cannot set up the run"}: {detail or _message(error)}')
 
 
 def run_job(

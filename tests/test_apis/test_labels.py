@@ -10,7 +10,7 @@ from mmpretrain.datasets import CustomDataset
 from torch import nn
 from torch.utils.data import DataLoader
 
-from mmdensenet.apis.labels import check_labels
+from mmdensenet.apis.labels import check_labels, malformed_line
 from mmdensenet.errors import ToolError
 
 
@@ -71,3 +71,22 @@ def test_multi_label_samples_are_checked_label_by_label() -> None:
 
     with pytest.raises(ToolError, match=re.escape('the sample b.png has label 4')):
         check(MultiLabel(pipeline=[]))
+
+
+@pytest.mark.parametrize(
+    ('line', 'shown'),
+    [
+        ('img2.png', "is 'img2.png'"),
+        ('img2.png two', "is 'img2.png two'"),
+        ('img2.png\t2', "is 'img2.png\\t2'"),
+        ('', 'is empty'),
+    ],
+)
+def test_the_first_line_that_is_not_path_label_is_described(tmp_path: Path, line: str, shown: str) -> None:
+    ann_file = tmp_path / 'ann.txt'
+    ann_file.write_text(f'img0.png 0\nimg 1.png 1\n{line}\nimg3.png x\n')  # a path may hold spaces
+    assert malformed_line(str(ann_file)) == (
+        f"{ann_file} line 3 {shown}: each line must be 'path label' (an integer label after a space)"
+    )
+    ann_file.write_text('img0.png 0\nimg 1.png 1\n')
+    assert malformed_line(str(ann_file)) is None

@@ -40,6 +40,18 @@ def test_dataset_errors_name_the_loader_that_was_built(tmp_path: Path) -> None:
     assert config_key(error, cfg, ('model', 'train_dataloader', 'val_dataloader')) == 'val_dataloader.dataset'
 
 
+def test_a_malformed_annotation_line_is_named_by_file_and_line(tmp_path: Path) -> None:
+    cfg = Config.fromfile(CONFIG)
+    (tmp_path / 'meta').mkdir()
+    (tmp_path / 'meta' / 'train.txt').write_text('a.png 0\nb.png\n')
+    cfg.train_dataloader.dataset.data_root = str(tmp_path)
+    error = build_error(DATASETS.build, copy.deepcopy(cfg.train_dataloader.dataset))
+    assert str(set_up_error(error, cfg, ('model', 'train_dataloader'))) == (
+        f"train_dataloader.dataset: {tmp_path / 'meta' / 'train.txt'} line 2 is 'b.png': "
+        "each line must be 'path label' (an integer label after a space)"
+    )
+
+
 def test_errors_outside_registry_builds_have_no_key() -> None:
     assert config_key(ValueError('not from a build'), Config.fromfile(CONFIG), ('model',)) is None
 

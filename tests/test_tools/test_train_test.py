@@ -137,12 +137,21 @@ def test_empty_config_and_bad_work_dirs(tiny_config: Path, tmp_path: Path) -> No
     assert config.read_text() == before
 
 
-def test_an_empty_annotation_file_is_named(tiny_config: Path, imagenet_folder: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ('lines', 'expected'),
+    [
+        ('', 'holds no samples'),
+        ('class0/train_0.png 0\nclass0/train_1.png zero\n', "line 2 is 'class0/train_1.png zero': each line must be"),
+    ],
+)
+def test_an_empty_or_malformed_annotation_file_is_named(
+    tiny_config: Path, imagenet_folder: Path, tmp_path: Path, lines: str, expected: str
+) -> None:
     data = shutil.copytree(imagenet_folder, tmp_path / 'data')
-    (data / 'meta' / 'train.txt').write_text('')
+    (data / 'meta' / 'train.txt').write_text(lines)
     options = ['--cfg-options', f'train_dataloader.dataset.data_root={data}']
     result = python(TRAIN, tiny_config, '--work-dir', tmp_path / 'run', *options)
-    assert_one_line_error(result, f'train_dataloader.dataset: {data}/meta/train.txt holds no samples')
+    assert_one_line_error(result, f'train_dataloader.dataset: {data}/meta/train.txt {expected}')
 
 
 def test_an_image_claiming_too_many_pixels_is_refused_in_training(tmp_path: Path) -> None:
