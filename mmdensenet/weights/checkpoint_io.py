@@ -207,10 +207,28 @@ def check_values(
         if _kind(tensor.dtype) != _kind(target.dtype):
             found, needed = (str(t.dtype).removeprefix('torch.') for t in (tensor, target))
             raise CheckpointError(f'{name} holds {found} values, where the model has {needed}')
-        if tensor.is_floating_point() or tensor.is_complex():
-            values = tensor.float() if tensor.dtype.itemsize == 1 else tensor  # some 8-bit floats lack isfinite
-            if not torch.isfinite(values).all():
-                raise CheckpointError(f'{name} holds NaN or infinite values')
+        if not _finite(tensor):
+            raise CheckpointError(f'{name} holds NaN or infinite values')
+
+
+def _finite(tensor: Tensor) -> bool:
+    """Whether every value of ``tensor`` is a finite number (always so for integers)."""
+    if not (tensor.is_floating_point() or tensor.is_complex()):
+        return True
+    values = tensor.float() if tensor.dtype.itemsize == 1 else tensor  # some 8-bit floats lack isfinite
+    return bool(torch.isfinite(values).all())
+
+
+def _nested_tensors(value: Any, name: str) -> Iterator[tuple[str, Tensor]]:
+    """The tensors in ``value`` and its nested dicts and lists, each with its dotted name under ``name``."""
+    if isinstance(value, Tensor):
+        yield name, value
+    elif isinstance(value, Mapping):
+        for key, item in value.items():
+            yield from _nested_tensors(item, f'{name}.{key}')
+    elif isinstance(value, (list, tuple)):
+        for index, item in enumerate(value):
+            yield from _nested_tensors(item, f'{name}.{index}')
 
 
 def name_some(keys: Sequence[str], display_key: Callable[[str], str] = str) -> str:
@@ -271,12 +289,22 @@ def holds_training_state(checkpoint: Any) -> bool:
 
 
 def check_resumable(checkpoint: Any, path: str) -> None:
-    """The one check that a run can resume from a loaded checkpoint; else a ``CheckpointError``."""
+    """The one check that a run can resume from a loaded checkpoint; else a ``CheckpointError``.
+
+    It must hold the training state, and its optimizer state only finite numbers: NaN there is
+    damage that the first step would spread into every weight.
+    """
     if not holds_training_state(checkpoint):
         raise CheckpointError(
             f'{path} is not a training checkpoint: it holds no training state (meta.epoch, meta.iter) to resume '
             'from; to start from its weights, use --cfg-options load_from=PATH'
         )
+    for name, tensor in _nested_tensors(checkpoint.get('optimizer'), 'optimizer'):
+        if not _finite(tensor):
+            raise CheckpointError(
+                f'{path}: {name} holds NaN or infinite values, so the run cannot resume from it; resume from '
+                'another checkpoint, or start from its weights with --cfg-options load_from=PATH'
+            )
 
 
 def save_atomically(obj: Any, path: str) -> str:

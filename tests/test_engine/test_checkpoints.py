@@ -99,6 +99,13 @@ def test_a_state_dict_alone_cannot_be_resumed_from(tmp_path: Path) -> None:
     assert find_resumable_checkpoint(tmp_path) == str(tmp_path / 'epoch_1.pth')
 
 
+def test_a_checkpoint_with_a_damaged_optimizer_state_is_passed_over(tmp_path: Path) -> None:
+    write(tmp_path / 'epoch_1.pth', training_checkpoint(1), age=20)
+    damaged = dict(training_checkpoint(2), optimizer={'state': {0: {'momentum_buffer': torch.tensor([float('inf')])}}})
+    write(tmp_path / 'epoch_2.pth', damaged, age=10)
+    assert find_resumable_checkpoint(tmp_path) == str(tmp_path / 'epoch_1.pth')
+
+
 def test_no_checkpoint_means_from_scratch_and_only_broken_ones_are_an_error(tmp_path: Path) -> None:
     assert find_resumable_checkpoint(tmp_path / 'missing') is None
     assert find_resumable_checkpoint(tmp_path) is None

@@ -230,6 +230,19 @@ def test_resume_needs_a_training_checkpoint(tiny_config: Path, tmp_path: Path) -
     assert_one_line_error(result, 'holds no training state (meta.epoch, meta.iter)')
 
 
+def test_resume_refuses_a_damaged_optimizer_state(trained: Path, tiny_config: Path, tmp_path: Path) -> None:
+    content = torch.load(trained / 'epoch_2.pth', weights_only=False)
+    buffer = next(state['momentum_buffer'] for state in content['optimizer']['state'].values())
+    buffer.view(-1)[0] = float('nan')
+    damaged = tmp_path / 'epoch_2.pth'
+    torch.save(content, damaged)
+    before = damaged.read_bytes()
+    result = python(TRAIN, tiny_config, '--work-dir', tmp_path / 'run', '--resume', damaged)
+    assert_one_line_error(result, f'{damaged}: optimizer.state.')
+    assert 'momentum_buffer holds NaN or infinite values, so the run cannot resume from it' in result.stderr
+    assert damaged.read_bytes() == before and not list((tmp_path / 'run').glob('**/*.pth'))
+
+
 @pytest.fixture
 def http_server(tmp_path: Path) -> Iterator[tuple[str, Path]]:
     """An HTTP server on localhost serving a folder; yields its URL and the folder."""

@@ -145,6 +145,24 @@ def test_refusals(tmp_path: Path) -> None:
         check_resumable(checkpoint.content, checkpoint.path)
 
 
+def test_resuming_needs_a_finite_optimizer_state(tmp_path: Path) -> None:
+    model = small_model()
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    for parameter in model.parameters():
+        parameter.grad = torch.ones_like(parameter)
+    optimizer.step()  # a momentum buffer for every parameter
+    content = {'meta': {'epoch': 1, 'iter': 1}, 'state_dict': model.state_dict(), 'optimizer': optimizer.state_dict()}
+    torch.save(content, tmp_path / 'epoch_1.pth')
+    checkpoint = Checkpoint.read(str(tmp_path / 'epoch_1.pth'))
+    check_resumable(checkpoint.content, checkpoint.path)
+    content['optimizer']['state'][1]['momentum_buffer'][0] = float('nan')
+    torch.save(content, tmp_path / 'epoch_1.pth')
+    checkpoint = Checkpoint.read(str(tmp_path / 'epoch_1.pth'))
+    message = f'{tmp_path}/epoch_1.pth: optimizer.state.1.momentum_buffer holds NaN or infinite values'
+    with pytest.raises(CheckpointError, match=f'^{re.escape(message)}, so the run cannot resume from it'):
+        check_resumable(checkpoint.content, checkpoint.path)
+
+
 def test_checkpoint_source_is_a_url_or_a_local_file(tmp_path: Path) -> None:
     (tmp_path / 'weights.pth').write_bytes(b'x')
     url = 'https://example.com/epoch_1.pth'  # fetched when read
