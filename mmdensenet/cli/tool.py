@@ -63,6 +63,9 @@ def run_cli(main: Callable[[], object], user_errors: tuple[type[Exception], ...]
             # the mmpretrain scope does) warns that MultiScaleDeformableAttention, which no DenseNet
             # uses, cannot be imported: a line on stderr above a tool's one-line error.
             warnings.filterwarnings('ignore', 'Fail to import ``MultiScaleDeformableAttention``', UserWarning)
+            # mmengine imports pkg_resources to find a config's scope (``mmdet::``), which setuptools 81
+            # warns about: advice for mmengine's authors, and another line above the error.
+            warnings.filterwarnings('ignore', 'pkg_resources is deprecated as an API', UserWarning)
             main()
     except Exception as error:
         if traceback_requested() or not isinstance(error, (ToolError, *user_errors)):

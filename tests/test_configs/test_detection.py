@@ -34,6 +34,7 @@ from torch.nn.modules.batchnorm import _BatchNorm
 
 from mmdensenet.models import DenseNet
 from mmdensenet.weights import load_pretrained
+from tests.cli_helpers import assert_one_line_error, run_tool
 from tests.weight_helpers import (
     TORCHVISION_FILES,
     assert_same_logits,
@@ -43,8 +44,6 @@ from tests.weight_helpers import (
     table_checkpoint_urls,
     use_download_cache,
 )
-
-pytestmark = pytest.mark.detection
 
 ROOT = Path(__file__).resolve().parents[2]
 CONFIGS = sorted((ROOT / 'configs' / 'detection').glob('*.py'))
@@ -57,7 +56,7 @@ TEST_SCALE = (128, 128)  # images shrink to 128 x 96
 RESIZE_STEP = dict(train=2, val=1, test=1)
 LOAD_WARNINGS = ('missing keys', 'unexpected key', 'do not match')
 
-pytestmark = pytest.mark.usefixtures('one_thread')
+pytestmark = [pytest.mark.detection, pytest.mark.usefixtures('one_thread')]
 
 
 @pytest.fixture(scope='module')
@@ -388,6 +387,12 @@ def run_mim(command: str, work_dir: Path, *args: str, options: dict[str, Any]) -
     assert completed.returncode == 0, completed.stdout[-3000:] + completed.stderr[-3000:]
     (log_file,) = work_dir.glob('*/*.log')
     return log_file.read_text()
+
+
+def test_a_mistake_in_a_detection_config_is_one_line(tmp_path: Path) -> None:
+    """Its mmdet:: bases are found through pkg_resources, whose deprecation warning must not show above it."""
+    result = run_tool('train.py', RETINANET, '--work-dir', tmp_path, '--cfg-options', 'model.backbone.arch=999')
+    assert_one_line_error(result, "error: model.backbone: arch must be one of ['121', ")
 
 
 def test_mim_train_and_test_a_shipped_config(

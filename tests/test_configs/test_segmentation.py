@@ -28,14 +28,12 @@ from mmseg.apis import inference_model
 from mmseg.registry import MODELS
 from mmseg.structures import SegDataSample
 
-pytestmark = pytest.mark.detection
-
 CONFIG = (
     Path(__file__).resolve().parents[2] / 'configs' / 'segmentation' / 'fpn_densenet121_4xb4-160k_ade20k-512x512.py'
 )
 NUM_CLASSES = 150  # ADE20K
 
-pytestmark = pytest.mark.usefixtures('one_thread')
+pytestmark = [pytest.mark.detection, pytest.mark.usefixtures('one_thread')]
 
 
 @pytest.fixture(scope='module')
