@@ -127,13 +127,17 @@ def set_up_error(error: BaseException, cfg: Config, order: Sequence[str]) -> Too
     """The one-line error for ``error`` of the set-up, led by the config key it came from (:func:`config_key`).
 
     The key and a dataset's fault are read from mmengine's and mmpretrain's frames; where those are
-    not what this module knows (other versions), the line is the plain message.
+    not what this module knows (other versions), the line is the plain message. The ``ToolError`` is
+    raised from ``error`` (so the tools name the traceback switch) unless the fault was found in the
+    data, which is the user's and not code's.
     """
     try:
         detail, key = _dataset_error(error), config_key(error, cfg, order)
     except Exception:  # frames of another shape: their locals are not the builders' arguments known here
         detail, key = None, None
-    return ToolError(f'{key or "cannot set up the run"}: {detail or _message(error)}')
+    line = ToolError(f'{key or "cannot set up the run"}: {detail or _message(error)}')
+    line.__cause__ = None if detail else error
+    return line
 
 
 def run_job(
@@ -188,4 +192,5 @@ def run_job(
     except Exception as error:
         if set_up.over:
             raise
-        raise set_up_error(error, cfg, order) from error
+        line = set_up_error(error, cfg, order)
+        raise line from line.__cause__  # chained to the error only where code may be at fault

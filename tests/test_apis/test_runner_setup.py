@@ -46,10 +46,12 @@ def test_a_malformed_annotation_line_is_named_by_file_and_line(tmp_path: Path) -
     (tmp_path / 'meta' / 'train.txt').write_text('a.png 0\nb.png\n')
     cfg.train_dataloader.dataset.data_root = str(tmp_path)
     error = build_error(DATASETS.build, copy.deepcopy(cfg.train_dataloader.dataset))
-    assert str(set_up_error(error, cfg, ('model', 'train_dataloader'))) == (
+    line = set_up_error(error, cfg, ('model', 'train_dataloader'))
+    assert str(line) == (
         f"train_dataloader.dataset: {tmp_path / 'meta' / 'train.txt'} line 2 is 'b.png': "
         "each line must be 'path label' (an integer label after a space)"
     )
+    assert line.__cause__ is None  # the data's fault: the tools name no traceback switch
 
 
 def test_errors_outside_registry_builds_have_no_key() -> None:
@@ -62,6 +64,7 @@ def test_frames_not_recognised_leave_the_plain_message(monkeypatch: pytest.Monke
     cfg.model.backbone.arch = '999'
     error = build_error(MODELS.build, cfg.model)
     assert str(set_up_error(error, cfg, ('model',))).startswith('model.backbone: ')
+    assert set_up_error(error, cfg, ('model',)).__cause__ is error  # code may be at fault: chained
     monkeypatch.setattr(runner_setup, 'BUILDERS', {})  # builders whose code objects are not these
     assert str(set_up_error(error, cfg, ('model',))).startswith('cannot set up the run: ')
 

@@ -152,6 +152,7 @@ def test_an_empty_or_malformed_annotation_file_is_named(
     options = ['--cfg-options', f'train_dataloader.dataset.data_root={data}']
     result = python(TRAIN, tiny_config, '--work-dir', tmp_path / 'run', *options)
     assert_one_line_error(result, f'train_dataloader.dataset: {data}/meta/train.txt {expected}')
+    assert 'MMDENSENET_TRACEBACK' not in result.stderr  # the data's fault, not code's
 
 
 def test_an_image_claiming_too_many_pixels_is_refused_in_training(tmp_path: Path) -> None:
